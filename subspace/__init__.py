@@ -1,5 +1,14 @@
-"""The shared optimizer core: projectors x base updates x orthogonalizers x outer step, as torch optimizers."""
-from .bases import randomized_svd_basis, stiefel, svd_basis
-from .orthogonalize import COEFFICIENTS, newton_schulz, polar
+"""The shared optimizer core: projector x base update x orthogonalizer x outer step, as torch optimizers.
 
-__all__ = ["polar", "newton_schulz", "COEFFICIENTS", "stiefel", "svd_basis", "randomized_svd_basis"]
+    opt = subspace.make("galore", subspace.param_groups(model), lr=1e-2, rank=128)
+
+``available()`` lists the presets; ``PRESETS[name].doc`` states each one's equations and state-size formula.
+"""
+from .bases import randomized_svd_basis, stiefel, svd_basis
+from .groups import param_groups
+from .optimizer import SubspaceOptimizer
+from .orthogonalize import COEFFICIENTS, newton_schulz, polar
+from .presets import PRESETS, available, make, state_numel
+
+__all__ = ["available", "make", "param_groups", "state_numel", "PRESETS", "SubspaceOptimizer",
+           "polar", "newton_schulz", "COEFFICIENTS", "stiefel", "svd_basis", "randomized_svd_basis"]

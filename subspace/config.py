@@ -1,0 +1,119 @@
+"""Hyper-parameters of one parameter group: the vocabulary every preset is written in, and its validation.
+
+A method is a projector x base update x (optional) orthogonalizer x outer step; each key below picks or tunes one
+of those stages. Presets (``subspace.presets``) are nothing but values for these keys. Invalid values raise
+ValueError naming the key and what it allows.
+"""
+from __future__ import annotations
+
+import math
+from numbers import Real
+
+from .orthogonalize import COEFFICIENTS, resolve_schedule
+
+__all__ = ["CHOICES", "GROUP_DEFAULTS", "validate_group"]
+
+#: Keys whose value is one of a fixed set of names.
+CHOICES: dict[str, tuple] = {
+    # stage 1: projector (which r-dimensional subspace of the smaller side)
+    "projector": ("none", "svd", "rsvd", "stiefel", "online-pca"),
+    "refresh_index": ("zero", "one"),            # refresh at steps 0, T, 2T (papers) or 1, T, 2T (1-indexed codes)
+    "moment_on_refresh": ("keep", "transport", "reset"),
+    "pca_lr_rule": ("ratio", "gap"),            # OSD: eta_P = alpha*eta_W (paper) or (1/T)*lr_t/lr_peak (code)
+    # stage 2: base update in the subspace
+    "base": ("adam", "ema", "momentum"),
+    "eps_style": ("torch", "hf"),               # eps on the bias-corrected sqrt(v) (torch) or on the raw sqrt(v) (HF)
+    # stage 3: orthogonalizer
+    "orthogonalizer": ("none", "polar", "newton-schulz"),
+    "ns_normalize": ("frobenius", "spectral"),
+    "ns_dtype": (None, "float32", "float64", "bfloat16"),
+    # stage 4: full-space preconditioner and outer step
+    "preconditioner": ("none", "subset-norm"),
+    "subset_reduce": ("sum", "mean"),
+    "shape_scale": ("none", "moonlight", "muon"),
+    "wd_order": ("before", "after"),
+    "nd_rule": ("reshape", "dense"),
+    "state_dtype": (None, "float32", "float64", "bfloat16"),
+}
+
+#: Every group key with its default (the neutral value: plain Adam on the full matrix).
+GROUP_DEFAULTS: dict = {
+    "lr": 1e-3, "weight_decay": 0.0, "wd_order": "after",
+    "projector": "none", "rank": 128, "update_gap": 200, "refresh_index": "zero", "random_after": None,
+    "oversample": 5, "power_iters": 2, "moment_on_refresh": "keep",
+    "pca_lr_rule": "ratio", "pca_lr_ratio": 5.0, "pca_orth": 0.1, "pca_weight_decay": None,
+    "base": "adam", "betas": (0.9, 0.999), "eps": 1e-8, "eps_style": "torch", "bias_correction": True,
+    "momentum": 0.9, "dampening": 0.0, "nesterov": False, "nesterov_overwrite": False,
+    "orthogonalizer": "none", "ns_steps": 5, "ns_coeffs": "muon", "ns_normalize": "frobenius", "ns_dtype": None,
+    "limiter": None, "complement_scale": 0.0,
+    "preconditioner": "none", "subset": "heuristic", "subset_reduce": "sum",
+    "scale": 1.0, "shape_scale": "none", "nd_rule": "reshape", "state_dtype": None,
+    "low_rank": True,
+}
+
+
+def _fail(key, value, allowed):
+    raise ValueError(f"{key}={value!r} is invalid; allowed: {allowed}")
+
+
+def _number(key, value, lo=None, hi=None, lo_open=False, hi_open=False, integer=False):
+    ok = isinstance(value, Real) and not isinstance(value, bool) and math.isfinite(value)
+    if integer:
+        ok = ok and float(value).is_integer()
+    if ok and lo is not None:
+        ok = value > lo if lo_open else value >= lo
+    if ok and hi is not None:
+        ok = value < hi if hi_open else value <= hi
+    if not ok:
+        kind = "an integer" if integer else "a finite number"
+        lo_s = "" if lo is None else (f" > {lo}" if lo_open else f" >= {lo}")
+        hi_s = "" if hi is None else (f" < {hi}" if hi_open else f" <= {hi}")
+        _fail(key, value, f"{kind}{lo_s}{(' and' if lo_s and hi_s else '')}{hi_s}")
+
+
+def validate_group(group: dict) -> dict:
+    """Check every known key of ``group`` (in place) and return it; unknown keys are rejected."""
+    known = set(GROUP_DEFAULTS) | {"params", "param_names", "initial_lr"}
+    unknown = sorted(set(group) - known)
+    if unknown:
+        raise ValueError(f"unknown hyper-parameter(s) {unknown}; allowed: {sorted(GROUP_DEFAULTS)}")
+    for key, allowed in CHOICES.items():
+        if key in group and group[key] not in allowed:
+            _fail(key, group[key], list(allowed))
+    for key in ("lr", "weight_decay", "eps", "scale", "complement_scale", "pca_orth", "pca_lr_ratio"):
+        if key in group:
+            _number(key, group[key], lo=0.0)
+    if group.get("pca_weight_decay") is not None:
+        _number("pca_weight_decay", group["pca_weight_decay"], lo=0.0)
+    for key in ("rank", "update_gap"):
+        if key in group:
+            _number(key, group[key], lo=1, integer=True)
+    for key in ("oversample", "power_iters"):
+        if key in group:
+            _number(key, group[key], lo=0, integer=True)
+    if group.get("random_after") is not None:
+        _number("random_after", group["random_after"], lo=0, integer=True)
+    if "betas" in group:
+        b = group["betas"]
+        if not (isinstance(b, (tuple, list)) and len(b) == 2):
+            _fail("betas", b, "a pair (beta1, beta2) with each in [0, 1)")
+        for i, v in enumerate(b):
+            _number(f"betas[{i}]", v, lo=0.0, hi=1.0, hi_open=True)
+    for key in ("momentum", "dampening"):
+        if key in group:
+            _number(key, group[key], lo=0.0, hi=1.0, hi_open=(key == "momentum"))
+    if group.get("limiter") is not None:
+        _number("limiter", group["limiter"], lo=1.0, lo_open=True)
+    if "ns_steps" in group:
+        _number("ns_steps", group["ns_steps"], lo=0, integer=True)
+    if "ns_coeffs" in group:
+        if isinstance(group["ns_coeffs"], str) and group["ns_coeffs"] not in COEFFICIENTS:
+            _fail("ns_coeffs", group["ns_coeffs"], f"{sorted(COEFFICIENTS)}, a tuple (a, b[, c]) or per-step tuples")
+        resolve_schedule(group["ns_coeffs"], int(group.get("ns_steps", GROUP_DEFAULTS["ns_steps"])))
+    subset = group.get("subset", "heuristic")
+    if subset != "heuristic":
+        _number("subset", subset, lo=1, integer=True)
+    for key in ("bias_correction", "nesterov", "nesterov_overwrite", "low_rank"):
+        if key in group and not isinstance(group[key], bool):
+            _fail(key, group[key], "True or False")
+    return group

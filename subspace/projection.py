@@ -1,0 +1,114 @@
+"""Projectors: which r-dimensional subspace of the smaller side a gradient is compressed to, and when it changes.
+
+A gradient G (m x n) is oriented as A = G (m < n, left projection) or A = G^T (m >= n, right projection), so A is
+k x l with k = min(m, n) (GaLore's rule: compress the smaller side, state r x max(m, n)). A basis is a k x r matrix
+Q with orthonormal columns; the projected gradient is R = Q^T A (r x l) and the back-projection of a direction D is
+Q D. The SVD-based bases are computed from G in its own orientation, as the official GaLore code does, so that the
+singular-vector signs agree with it.
+"""
+from __future__ import annotations
+
+import torch
+
+from .bases import canonical_basis, randomized_svd_basis, stiefel, svd_basis
+from .updates import adam_combine
+
+__all__ = ["orient", "refresh_due", "new_basis", "move_moments", "online_pca_grad", "online_pca_step"]
+
+
+def orient(G: torch.Tensor) -> tuple[torch.Tensor, bool]:
+    """Return (A, left): A = G if m < n (left projection) else G^T."""
+    left = G.shape[0] < G.shape[1]
+    return (G if left else G.mT), left
+
+
+def refresh_due(step: int, gap: int, index: str) -> bool:
+    """GaLore/GoLore/SUMO papers: t mod T == 0 with t = 0, 1, ... (``"zero"``); SUMO/SN-SM codes: (t+1) mod T == 0."""
+    return (step if index == "zero" else step + 1) % gap == 0
+
+
+def new_basis(kind: str, G: torch.Tensor, r: int, left: bool, generator: torch.Generator, group: dict,
+              dtype: torch.dtype) -> torch.Tensor:
+    """A fresh k x r orthonormal basis for G (m x n) from the named projector.
+
+    ``svd``: top-r singular vectors (GaLore Alg. 2, SUMO "Truncated_SVD", OSD initialisation);
+    ``rsvd``: Halko et al. randomized range finder with ``oversample`` and ``power_iters`` (SUMO Alg. 1);
+    ``stiefel``: uniform on St(k, r) (GoLore §4), drawn on the CPU from the optimizer's generator so every device and
+    DDP rank draws the same basis. If every SVD route fails the canonical basis is returned (documented fallback;
+    the caller keeps the previous basis instead when it has one).
+    """
+    side = "left" if left else "right"
+    k = G.shape[0] if left else G.shape[1]
+    if kind == "stiefel":
+        Q = stiefel(k, r, generator)
+    elif kind == "rsvd":
+        Q = randomized_svd_basis(G, r, side, oversample=int(group["oversample"]),
+                                 power_iters=int(group["power_iters"]), generator=generator)
+    else:
+        try:
+            Q = svd_basis(G, r, side)
+        except torch.linalg.LinAlgError:
+            Q = canonical_basis(k, r)
+    return Q.to(device=G.device, dtype=dtype)
+
+
+def move_moments(state: dict, Q_old: torch.Tensor, Q_new: torch.Tensor, policy: str, subspace_keys) -> None:
+    """Carry subspace states across a basis change.
+
+    ``keep``: reuse the coordinates as they are (GaLore code and paper; reference §2.3).
+    ``transport``: M <- (Q_new^T Q_old) M for the first moment (SUMO Alg. 1 block 1.1, GoLore's momentum projection);
+    second moments are kept (as both official codes do: an elementwise square does not transport linearly).
+    ``reset``: set the subspace states to zero (SN-SM, paper-claims §4.2).
+    """
+    if policy == "keep":
+        return
+    for key in subspace_keys:
+        if key not in state:
+            continue
+        if policy == "reset":
+            state[key].zero_()
+        elif key == "exp_avg":
+            state[key].copy_((Q_new.mT @ Q_old) @ state[key])
+
+
+def online_pca_grad(P: torch.Tensor, A: torch.Tensor, orth: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Gradient and value of OSD's online-PCA loss (OSD eq. 6) at P (k x r) for the gradient A (k x l).
+
+    L(P) = ||P P^T A~ - A~||_F^2 + orth * ||P^T P - I||_F^2 with A~ = A / ||A||_F;
+    grad = 2 (E A~^T P + A~ E^T P) + 4 orth P (P^T P - I), E = P P^T A~ - A~.
+    """
+    norm = torch.linalg.matrix_norm(A)
+    At = A / norm if norm > 0 else A
+    PtA = P.mT @ At
+    E = P @ PtA - At
+    grad = 2.0 * (E @ PtA.mT + At @ (E.mT @ P))
+    loss = (E * E).sum()
+    if orth:
+        D = P.mT @ P - torch.eye(P.shape[1], dtype=P.dtype, device=P.device)
+        grad = grad + 4.0 * orth * (P @ D)
+        loss = loss + orth * (D * D).sum()
+    return grad, loss
+
+
+def online_pca_step(state: dict, A: torch.Tensor, group: dict) -> None:
+    """One AdamW step (torch semantics, betas (0.9, 0.999), eps 1e-8) of the basis P on the online-PCA loss.
+
+    Learning rate: alpha * lr (``pca_lr_rule="ratio"``, OSD Alg. 1 remark, alpha = ``pca_lr_ratio`` = 5) or
+    (1/T) * lr / lr_peak (``"gap"``, the official code). Decay lambda^P = ``pca_weight_decay`` (None: the weight's
+    decay, as the paper sets lambda^P = lambda^W; the code uses 0.01). The step is taken after the weight update, so
+    the new P acts from the next step (OSD Alg. 1 and code alike). No re-orthonormalisation.
+    """
+    P = state["basis"]
+    grad, _ = online_pca_grad(P, A.to(P.dtype), float(group["pca_orth"]))
+    if group["pca_lr_rule"] == "ratio":
+        lr = float(group["pca_lr_ratio"]) * group["lr"]
+    else:
+        lr = group["lr"] / group.get("initial_lr", group["lr"]) / group["update_gap"] if group["lr"] else 0.0
+    wd = group["pca_weight_decay"] if group["pca_weight_decay"] is not None else group["weight_decay"]
+    state["pca_step"] += 1
+    betas = (0.9, 0.999)
+    M, V = state["pca_exp_avg"], state["pca_exp_avg_sq"]
+    M.mul_(betas[0]).add_(grad, alpha=1 - betas[0])
+    V.mul_(betas[1]).addcmul_(grad, grad, value=1 - betas[1])
+    P.mul_(1.0 - lr * wd)
+    P.add_(adam_combine(M, V, state["pca_step"], betas, 1e-8, "torch"), alpha=-lr)
