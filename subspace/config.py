@@ -39,7 +39,8 @@ CHOICES: dict[str, tuple] = {
 #: Every group key with its default (the neutral value: plain Adam on the full matrix).
 GROUP_DEFAULTS: dict = {
     "lr": 1e-3, "weight_decay": 0.0, "wd_order": "after",
-    "projector": "none", "rank": 128, "update_gap": 200, "refresh_index": "zero", "random_after": None,
+    "projector": "none", "rank": 128, "update_gap": 200, "refresh_index": "zero", "refresh_stagger": False,
+    "random_after": None,
     "oversample": 5, "power_iters": 2, "moment_on_refresh": "keep",
     "pca_lr_rule": "ratio", "pca_lr_ratio": 5.0, "pca_orth": 0.1, "pca_weight_decay": None,
     "base": "adam", "betas": (0.9, 0.999), "eps": 1e-8, "eps_style": "torch", "bias_correction": True,
@@ -113,7 +114,7 @@ def validate_group(group: dict) -> dict:
     subset = group.get("subset", "heuristic")
     if subset != "heuristic":
         _number("subset", subset, lo=1, integer=True)
-    for key in ("bias_correction", "nesterov", "nesterov_overwrite", "low_rank"):
+    for key in ("bias_correction", "nesterov", "nesterov_overwrite", "low_rank", "refresh_stagger"):
         if key in group and not isinstance(group[key], bool):
             _fail(key, group[key], "True or False")
     return group

@@ -144,7 +144,7 @@ class SubspaceOptimizer(torch.optim.Optimizer):
         m, n = G.shape
         A, left = orient(G)
         t = state["step"]
-        Q = self._basis(G, A, left, group, state, dtype) if group["projector"] != "none" else None
+        Q = self._basis(p, G, A, left, group, state, dtype) if group["projector"] != "none" else None
         R = Q.mT @ A if Q is not None else A
 
         if "exp_avg" not in state:
@@ -175,9 +175,16 @@ class SubspaceOptimizer(torch.optim.Optimizer):
         if group["projector"] == "online-pca" and t > 0:
             online_pca_step(state, A, group)
 
-    def _basis(self, G, A, left, group, state, dtype) -> torch.Tensor:
-        """Current basis, refreshed when due (online PCA: SVD on the first step, then moved by its own steps)."""
+    def _basis(self, p, G, A, left, group, state, dtype) -> torch.Tensor:
+        """Current basis, refreshed when due (online PCA: SVD on the first step, then moved by its own steps).
+
+        ``refresh_stagger=True`` shifts the i-th parameter of a group of N by i*T//N steps, so the SVDs of a refresh
+        period are spread over the period instead of all landing on one step (same cadence per parameter).
+        """
         t, k = state["step"], A.shape[0]
+        if group["refresh_stagger"] and "refresh_phase" not in state:
+            params = group["params"]
+            state["refresh_phase"] = next(i for i, q in enumerate(params) if q is p) * int(group["update_gap"]) // len(params)
         r = min(int(group["rank"]), k)
         kind = group["projector"]
         if group["random_after"] is not None and t >= group["random_after"]:
@@ -190,7 +197,8 @@ class SubspaceOptimizer(torch.optim.Optimizer):
                 state["pca_step"] = 0
             return state["basis"]
         old = state.get("basis")
-        if old is not None and not refresh_due(t, int(group["update_gap"]), group["refresh_index"]):
+        if old is not None and not refresh_due(t + state.get("refresh_phase", 0), int(group["update_gap"]),
+                                               group["refresh_index"]):
             return old
         try:
             Q = new_basis(kind, G, r, left, self.generator, group, dtype)

@@ -206,3 +206,18 @@ def test_param_groups_split_and_override():
     opt = subspace.make("galore", subspace.param_groups(model), lr=0.01, dense_lr=1e-4)
     assert [g["lr"] for g in opt.param_groups] == [0.01, 1e-4]
     assert [g["projector"] for g in opt.param_groups] == ["svd", "none"]
+
+
+def test_staggered_refresh_spreads_the_svds_over_the_period():
+    Ws = [torch.nn.Parameter(torch.randn(8, 12)) for _ in range(4)]
+    opt = subspace.make("galore", Ws, lr=0.01, rank=2, update_gap=8, refresh_stagger=True)
+    refreshed = {i: [] for i in range(4)}
+    for t in range(17):
+        before = [opt.state[W].get("basis") for W in Ws]
+        for W in Ws:
+            W.grad = torch.randn(8, 12)
+        opt.step()
+        for i, W in enumerate(Ws):
+            if before[i] is None or not torch.equal(before[i], opt.state[W]["basis"]):
+                refreshed[i].append(t)
+    assert refreshed == {0: [0, 8, 16], 1: [0, 6, 14], 2: [0, 4, 12], 3: [0, 2, 10]}
