@@ -1,0 +1,641 @@
+"""Run claims, save every result at once and atomically, report, and redraw figures from saved rows.
+
+Layout of an output folder (default ``results/<scale>/``)::
+
+    claims/<id>.json     one record per finished claim (written last: its presence means "finished")
+    rows/<id>.jsonl      long-format rows of that claim (claim, method, seed, step, ..., config, code_version)
+    figures/<id>.png|pdf the claim's figure, drawn from the saved rows
+    work/<id>/           scratch space a claim may use (ctx.out_dir)
+    report.md            Markdown report of the selected claims
+
+Every file is written to a temporary file in the same folder and moved into place with ``os.replace``,
+so an interrupted run leaves either the complete file or none; ``resume=True`` skips claims whose record
+exists for the same scale (claims that raised are run again).  A claim that raises becomes an
+"inconclusive" entry with the traceback summary in ``detail`` and the run goes on; KeyboardInterrupt
+stops the run after saving nothing partial.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Callable, Iterable, TextIO
+
+from .registry import SCALES, Claim, Context, Outcome, Registry, _as_claim, default_registry
+from . import verdicts as V
+
+__all__ = ["run", "execute", "redraw", "RunSummary", "DeviceError", "check_device", "environment",
+           "code_version", "to_jsonable", "from_jsonable", "atomic_write_text", "load_record",
+           "load_records", "load_rows", "json_document", "markdown_report", "format_table",
+           "REPORT_KEYS"]
+
+REPORT_KEYS = ("id", "paper", "statement", "verdict", "measured", "predicted", "detail", "figure")
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+class DeviceError(RuntimeError):
+    pass
+
+
+# ---------------------------------------------------------------------------------------------- JSON
+
+_NONFINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
+
+
+def _float(x: float):
+    if math.isfinite(x):
+        return x
+    return "nan" if math.isnan(x) else ("inf" if x > 0 else "-inf")
+
+
+def to_jsonable(obj: Any) -> Any:
+    """Plain JSON values: numpy/torch scalars and arrays -> numbers and lists; NaN/inf -> "nan"/"inf"/"-inf"."""
+    if obj is None or isinstance(obj, (bool, str)):
+        return str(obj) if isinstance(obj, V.Verdict) else obj
+    if isinstance(obj, int):
+        return int(obj)
+    if isinstance(obj, float):
+        return _float(obj)
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple, set, frozenset)):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, Path):
+        return str(obj)
+    if hasattr(obj, "detach") and hasattr(obj, "tolist"):  # torch tensor
+        return to_jsonable(obj.detach().cpu().tolist())
+    mod = type(obj).__module__
+    if mod == "numpy" or mod.startswith("numpy."):
+        if hasattr(obj, "tolist"):
+            return to_jsonable(obj.tolist())
+    if hasattr(obj, "__dataclass_fields__"):
+        from dataclasses import asdict
+        return to_jsonable(asdict(obj))
+    if hasattr(obj, "item"):
+        try:
+            return to_jsonable(obj.item())
+        except Exception:
+            pass
+    return repr(obj)
+
+
+def from_jsonable(obj: Any) -> Any:
+    """Inverse of the non-finite encoding: "nan"/"inf"/"-inf" strings back to floats (recursively)."""
+    if isinstance(obj, str):
+        return _NONFINITE.get(obj, obj)
+    if isinstance(obj, dict):
+        return {k: from_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [from_jsonable(v) for v in obj]
+    return obj
+
+
+def _dumps(obj: Any, **kw) -> str:
+    return json.dumps(to_jsonable(obj), allow_nan=False, ensure_ascii=False, **kw)
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    """Write ``text`` to ``path`` via a temporary file in the same folder and ``os.replace``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    return path
+
+
+# ---------------------------------------------------------------------------------------------- environment
+
+@lru_cache(maxsize=None)
+def _git(*args: str) -> str | None:
+    try:
+        out = subprocess.run(["git", "-C", str(REPO_ROOT), *args], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def _package_version() -> str:
+    try:
+        from importlib.metadata import version
+        return version("sublab")
+    except Exception:
+        return "unknown"
+
+
+def git_commit() -> str | None:
+    return _git("rev-parse", "HEAD") or None
+
+
+def git_dirty() -> bool | None:
+    if git_commit() is None:
+        return None
+    status = _git("status", "--porcelain", "--untracked-files=no")
+    return None if status is None else bool(status)
+
+
+def code_version() -> str:
+    """The git commit (``+dirty`` when tracked files changed) if available, else ``sublab <version>``."""
+    commit = git_commit()
+    if commit:
+        return commit + ("+dirty" if git_dirty() else "")
+    return f"sublab {_package_version()}"
+
+
+def _version(mod: str) -> str | None:
+    try:
+        return __import__(mod).__version__
+    except Exception:
+        return None
+
+
+def check_device(device: str) -> str:
+    """'cpu', 'cuda' or 'cuda:k'; raises DeviceError when CUDA is asked for but not available."""
+    device = (device or "cpu").strip()
+    if device == "cpu":
+        return device
+    if device == "cuda" or (device.startswith("cuda:") and device[5:].isdigit()):
+        import torch
+        if not torch.cuda.is_available():
+            raise DeviceError(f"--device {device}: CUDA is not available here (torch {torch.__version__}, "
+                              f"torch.cuda.is_available() is False); use --device cpu")
+        k = int(device[5:]) if ":" in device else 0
+        if k >= torch.cuda.device_count():
+            raise DeviceError(f"--device {device}: only {torch.cuda.device_count()} CUDA device(s)")
+        return device
+    raise DeviceError(f"unknown device {device!r}; use cpu, cuda or cuda:<index>")
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def environment(scale: str, device: str) -> dict:
+    env = {
+        "python": platform.python_version(),
+        "torch": _version("torch"),
+        "numpy": _version("numpy"),
+        "scipy": _version("scipy"),
+        "platform": platform.platform(),
+        "machine": platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "device": device,
+        "device_name": _cpu_name(),
+        "git_commit": git_commit(),
+        "git_dirty": git_dirty(),
+        "code_version": code_version(),
+        "sublab": _package_version(),
+        "scale": scale,
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+    if device.startswith("cuda"):
+        try:
+            import torch
+            env["device_name"] = torch.cuda.get_device_name(torch.device(device))
+            env["cuda"] = torch.version.cuda
+        except Exception:
+            pass
+    return env
+
+
+# ---------------------------------------------------------------------------------------------- execution
+
+def _resolve(target, registry: Registry | None = None) -> Claim:
+    if isinstance(target, str):
+        return (registry or default_registry()).get(target)
+    return _as_claim(target)
+
+
+def execute(target, *, scale: str = "quick", device: str = "cpu", out_dir: str | Path | None = None,
+            log: Callable[[str], None] | None = None, registry: Registry | None = None) -> Outcome:
+    """Run one claim (decorated function, Claim or id) and return its checked Outcome; writes nothing."""
+    c = _resolve(target, registry)
+    return _call(c, Context(c.id, scale=scale, device=device, out_dir=out_dir, log=log))
+
+
+def _call(c: Claim, ctx: Context) -> Outcome:
+    out = c.fn(ctx)
+    if not isinstance(out, Outcome):
+        raise TypeError(f"claim {c.id!r} returned {type(out).__name__}, expected Outcome")
+    return out
+
+
+def _error_summary(exc: BaseException) -> str:
+    tb = traceback.extract_tb(exc.__traceback__)
+    where = ""
+    if tb:
+        fr = tb[-1]
+        fname = fr.filename
+        try:
+            fname = os.path.relpath(fname, REPO_ROOT) if fname.startswith(str(REPO_ROOT)) else fname
+        except ValueError:
+            pass
+        where = f"at {fname}:{fr.lineno} in {fr.name}"
+    return where
+
+
+def _detail(verdict: V.Verdict, detail: str) -> str:
+    return verdict.reason if not detail else f"{verdict.reason}. {detail}"
+
+
+def _paths(out: Path, claim_id: str) -> dict[str, Path]:
+    return {"record": out / "claims" / f"{claim_id}.json", "rows": out / "rows" / f"{claim_id}.jsonl",
+            "figure": out / "figures" / claim_id, "work": out / "work" / claim_id}
+
+
+def load_record(path: str | Path) -> dict:
+    return from_jsonable(json.loads(Path(path).read_text(encoding="utf-8")))
+
+
+def load_records(out: str | Path) -> dict[str, dict]:
+    """Every finished record in an output folder, by claim id (temporary files ignored)."""
+    folder = Path(out) / "claims"
+    recs = {}
+    if folder.is_dir():
+        for p in sorted(folder.glob("*.json")):
+            if p.name.startswith("."):
+                continue
+            r = load_record(p)
+            recs[r["id"]] = r
+    return recs
+
+
+def load_rows(path: str | Path) -> list[dict]:
+    """Rows of one claim (JSONL), with "nan"/"inf" strings decoded back to floats."""
+    p = Path(path)
+    if not p.exists():
+        return []
+    with p.open(encoding="utf-8") as f:
+        return [from_jsonable(json.loads(line)) for line in f if line.strip()]
+
+
+def _finished(out: Path, c: Claim, scale: str) -> dict | None:
+    p = _paths(out, c.id)
+    if not p["record"].exists() or not p["rows"].exists():
+        return None
+    try:
+        rec = load_record(p["record"])
+    except (OSError, ValueError):
+        return None
+    if rec.get("error") or rec.get("scale") != scale:
+        return None
+    return rec
+
+
+def _draw(c: Claim, rows: list[dict], out: Path, fig_dir: Path | None = None) -> str | None:
+    """Draw ``c``'s figure from rows in the shared style; save PNG+PDF; return path relative to ``out``."""
+    if c.draw is None:
+        return None
+    from analysis import plotting
+    fig_dir = fig_dir or out / "figures"
+    with plotting.style():
+        fig = c.draw(rows)
+        if fig is None:
+            return None
+        paths = plotting.save_figure(fig, fig_dir / c.id)
+        plotting.close(fig)
+    png = next(p for p in paths if p.suffix == ".png")
+    try:
+        return os.path.relpath(png, out).replace(os.sep, "/")
+    except ValueError:
+        return str(png)
+
+
+@dataclass
+class RunSummary:
+    out: Path
+    records: list[dict]
+    environment: dict
+    report: Path | None = None
+    json_path: Path | None = None
+    ran: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    import_errors: dict = field(default_factory=dict)
+    elapsed_s: float = 0.0
+
+    def counts(self) -> dict[str, int]:
+        c = {v: 0 for v in V.VERDICTS}
+        for r in self.records:
+            c[r["verdict"]] = c.get(r["verdict"], 0) + 1
+        return c
+
+
+class _Progress:
+    def __init__(self, stream: TextIO | None):
+        self.stream = stream
+        self.mid_line = False
+
+    def write(self, text: str, end: str = "\n") -> None:
+        if self.stream is None:
+            return
+        self.stream.write(text + end)
+        self.stream.flush()
+        self.mid_line = end != "\n"
+
+    def log(self, msg: str) -> None:
+        if self.mid_line:
+            self.write("")
+        self.write(f"    {msg}")
+
+
+def run(claims: Registry | Iterable | None = None, *, scale: str = "quick", only=None,
+        out: str | Path | None = None, device: str = "cpu", resume: bool = False,
+        json_path: str | Path | None = None, figures: bool = True,
+        stream: TextIO | None = sys.stdout) -> RunSummary:
+    """Run the selected claims; see the module docstring for what is written where.
+
+    ``claims``: a Registry, an iterable of claims (decorated functions), or None for the package registry.
+    Raises NoMatchError (``only`` matches nothing), DeviceError, ValueError (bad scale), KeyboardInterrupt.
+    """
+    if scale not in SCALES:
+        raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
+    device = check_device(device)
+    registry = claims if isinstance(claims, Registry) else (
+        default_registry() if claims is None else Registry(claims))
+    selected = registry.select(only)
+    out = Path(out) if out is not None else Path("results") / scale
+    out.mkdir(parents=True, exist_ok=True)
+    env = environment(scale, device)
+    env["results"] = str(out)  # figure paths in records are relative to this folder
+    version = env["code_version"]
+    prog = _Progress(stream)
+    summary = RunSummary(out=out, records=[], environment=env, import_errors=dict(registry.import_errors))
+    for mod, tb in registry.import_errors.items():
+        last = tb.strip().splitlines()[-1] if tb.strip() else ""
+        prog.write(f"warning: could not import {mod}: {last}")
+    prog.write(f"sublab verify: {len(selected)} claim(s), scale={scale}, device={device} -> {out}")
+    t_run = time.perf_counter()
+    width = max([len(c.id) for c in selected] + [10])
+    nd = len(str(len(selected)))
+    for i, c in enumerate(selected, 1):
+        head = f"[{i:>{nd}}/{len(selected)}] {c.id:<{width}}"
+        p = _paths(out, c.id)
+        if resume:
+            rec = _finished(out, c, scale)
+            if rec is not None:
+                if figures and c.draw is not None and not (rec.get("figure") and (out / rec["figure"]).exists()):
+                    rec = _refresh_figure(c, rec, out)
+                summary.records.append(rec)
+                summary.skipped.append(c.id)
+                prog.write(f"{head}  {rec['verdict']:<12}  (finished earlier, skipped)")
+                continue
+        prog.write(head + "  ...", end="")
+        t0 = time.perf_counter()
+        tb_text = None
+        config = {"scale": scale, "device": device}
+        try:
+            ctx = Context(c.id, scale=scale, device=device, out_dir=p["work"], log=prog.log)
+            outcome = _call(c, ctx)
+            verdict, measured, predicted = outcome.verdict, outcome.measured, outcome.predicted
+            detail, rows = _detail(outcome.verdict, outcome.detail), outcome.rows
+            config.update(ctx.config)
+        except Exception as exc:  # reported, not fatal
+            where = _error_summary(exc)
+            verdict = V.error(exc, where)
+            measured, predicted, rows = {}, {}, []
+            detail = verdict.reason
+            tb_text = traceback.format_exc()
+            summary.errors.append(c.id)
+        elapsed = time.perf_counter() - t0
+        # rows first, then figure, then the record (its presence marks the claim finished)
+        lines = []
+        for r in rows:
+            row = {"claim": c.id, "method": None, "seed": None, "step": None}
+            row.update({k: v for k, v in r.items() if k not in ("claim", "config", "code_version")})
+            row["config"] = {**config, **(r.get("config") or {})}
+            row["code_version"] = version
+            lines.append(_dumps(row))
+        atomic_write_text(p["rows"], "".join(line + "\n" for line in lines))
+        figure = None
+        if figures and c.draw is not None and tb_text is None:
+            try:
+                figure = _draw(c, [from_jsonable(json.loads(line)) for line in lines], out)
+            except Exception as exc:
+                detail += f" [figure failed: {type(exc).__name__}: {exc} {_error_summary(exc)}]"
+        record = {
+            "id": c.id, "paper": c.paper, "statement": c.statement, "source": c.source,
+            "verdict": str(verdict), "measured": measured, "predicted": predicted, "detail": detail,
+            "figure": figure, "reason": verdict.reason, "rule": verdict.rule,
+            "rule_inputs": verdict.as_dict()["inputs"], "error": tb_text is not None, "traceback": tb_text,
+            "elapsed_s": round(elapsed, 3), "scale": scale, "device": device, "config": config,
+            "code_version": version, "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "rows": os.path.relpath(p["rows"], out).replace(os.sep, "/"), "n_rows": len(lines),
+        }
+        atomic_write_text(p["record"], _dumps(record, indent=1) + "\n")
+        record = from_jsonable(json.loads(_dumps(record)))
+        summary.records.append(record)
+        summary.ran.append(c.id)
+        total = time.perf_counter() - t_run
+        tag = str(verdict) + (" (error)" if tb_text else "")
+        if not prog.mid_line:
+            prog.write(head + "  ...", end="")
+        prog.write(f" {tag:<20} {elapsed:7.1f} s   (total {total:.0f} s)")
+    summary.elapsed_s = time.perf_counter() - t_run
+    env["elapsed_s"] = round(summary.elapsed_s, 3)
+    if summary.import_errors:
+        env["import_errors"] = {m: (tb.strip().splitlines() or [""])[-1] for m, tb in summary.import_errors.items()}
+    by_id = {c.id: c for c in selected}
+    summary.report = atomic_write_text(out / "report.md", markdown_report(summary.records, env, by_id))
+    if json_path is not None:
+        summary.json_path = atomic_write_text(Path(json_path), _dumps(json_document(summary.records, env), indent=1) + "\n")
+    if stream is not None:
+        counts = summary.counts()
+        prog.write("")
+        prog.write(format_table(summary.records))
+        prog.write("")
+        prog.write(f"done in {summary.elapsed_s:.1f} s: " + ", ".join(f"{n} {v}" for v, n in counts.items())
+                   + (f" ({len(summary.errors)} raised)" if summary.errors else "")
+                   + (f", {len(summary.skipped)} resumed" if summary.skipped else ""))
+        prog.write(f"report: {summary.report}" + (f"   json: {summary.json_path}" if summary.json_path else ""))
+    return summary
+
+
+def _refresh_figure(c: Claim, rec: dict, out: Path) -> dict:
+    try:
+        fig = _draw(c, load_rows(out / rec.get("rows", f"rows/{c.id}.jsonl")), out)
+    except Exception:
+        return rec
+    if fig != rec.get("figure"):
+        rec = dict(rec, figure=fig)
+        atomic_write_text(out / "claims" / f"{c.id}.json", _dumps(rec, indent=1) + "\n")
+    return rec
+
+
+# ---------------------------------------------------------------------------------------------- reports
+
+def json_document(records: list[dict], env: dict) -> dict:
+    """The document of DESIGN.md: {"claims": [{id, paper, statement, verdict, measured, predicted,
+    detail, figure}], "environment": {...}}."""
+    return {"claims": [{k: r.get(k) for k in REPORT_KEYS} for r in records], "environment": env}
+
+
+def _short_value(v: Any) -> str:
+    if isinstance(v, bool) or v is None:
+        return str(v)
+    if isinstance(v, float):
+        return V._fmt(v)
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, (list, tuple)):
+        inner = ", ".join(_short_value(e) for e in v[:3])
+        return f"[{inner}{', ...' if len(v) > 3 else ''}]"
+    if isinstance(v, dict):
+        return "{" + ", ".join(f"{k}={_short_value(e)}" for k, e in list(v.items())[:2]) + (", ...}" if len(v) > 2 else "}")
+    return str(v)
+
+
+def short(d: dict, width: int = 40) -> str:
+    """``k=v, k2=v2`` with 4 significant digits, cut to ``width`` characters."""
+    s = ", ".join(f"{k}={_short_value(v)}" for k, v in (d or {}).items())
+    return s if len(s) <= width else s[: width - 3] + "..."
+
+
+def format_table(records: list[dict], width: int = 38) -> str:
+    """Plain-text table: id, verdict, measured, predicted (short)."""
+    heads = ("id", "verdict", "measured", "predicted")
+    rows = [(r["id"], r["verdict"] + ("*" if r.get("error") else ""), short(r.get("measured"), width),
+             short(r.get("predicted"), width)) for r in records]
+    w = [max([len(h)] + [len(row[i]) for row in rows]) for i, h in enumerate(heads)]
+    line = lambda cells: "  ".join(c.ljust(w[i]) for i, c in enumerate(cells)).rstrip()  # noqa: E731
+    out = [line(heads), line(["-" * x for x in w])] + [line(r) for r in rows]
+    if any(r.get("error") for r in records):
+        out.append("* the claim raised; see detail")
+    return "\n".join(out)
+
+
+def _md(s: Any) -> str:
+    return str(s).replace("|", "\\|").replace("\n", " ")
+
+
+def _md_block(d: dict) -> str:
+    if not d:
+        return "_(none)_"
+    return "\n".join(f"- `{k}`: {_md(_short_value(v) if not isinstance(v, (list, dict)) else json.dumps(to_jsonable(v)))}"
+                     for k, v in d.items())
+
+
+def markdown_report(records: list[dict], env: dict, claims: dict[str, Claim] | None = None) -> str:
+    """``report.md``: environment, summary counts, the claims table, then one section per claim."""
+    claims = claims or {}
+    counts: dict[str, int] = {v: 0 for v in V.VERDICTS}
+    for r in records:
+        counts[r["verdict"]] = counts.get(r["verdict"], 0) + 1
+    lines = [f"# sublab verify report ({env.get('scale')} scale)", ""]
+    lines.append(f"{len(records)} claims: " + ", ".join(f"{n} {v}" for v, n in counts.items()) + ".")
+    lines.append("")
+    lines.append("Environment: " + ", ".join(f"{k}={env.get(k)}" for k in (
+        "date", "code_version", "device", "device_name", "python", "torch", "numpy", "platform", "cpu_count")))
+    if env.get("import_errors"):
+        lines += ["", "**Modules that failed to import** (their claims are missing):", ""]
+        lines += [f"- `{m}`: {_md(e)}" for m, e in env["import_errors"].items()]
+    lines += ["", "| id | paper | verdict | measured | predicted | time (s) |", "|---|---|---|---|---|---|"]
+    for r in records:
+        lines.append(f"| [`{r['id']}`](#{_anchor(r['id'])}) | {_md(r['paper'])} | **{r['verdict']}** | "
+                     f"{_md(short(r.get('measured'), 60))} | {_md(short(r.get('predicted'), 60))} | "
+                     f"{r.get('elapsed_s', '')} |")
+    for r in records:
+        lines += ["", f"## {r['id']}", "", f"**{r['verdict']}**: {_md(r['detail'])}", "",
+                  f"*Statement* ({_md(r.get('source', ''))}): {_md(r['statement'])}", ""]
+        c = claims.get(r["id"])
+        if c is not None and c.doc:
+            lines += ["<details><summary>claim docstring</summary>", "", "```text", c.doc, "```", "", "</details>", ""]
+        lines += ["Measured:", "", _md_block(r.get("measured")), "", "Predicted:", "", _md_block(r.get("predicted")), ""]
+        lines.append(f"Rule `{r.get('rule')}`; {r.get('n_rows', 0)} rows in `{r.get('rows')}`; "
+                     f"{r.get('elapsed_s')} s; code {r.get('code_version')}.")
+        if r.get("figure"):
+            lines += ["", f"![{r['id']}]({r['figure']})"]
+        if r.get("traceback"):
+            lines += ["", "```text", r["traceback"].rstrip(), "```"]
+    return "\n".join(lines) + "\n"
+
+
+def _anchor(claim_id: str) -> str:
+    return "".join(ch for ch in claim_id.lower() if ch.isalnum() or ch in "-_ ").replace(" ", "-")
+
+
+# ---------------------------------------------------------------------------------------------- figures
+
+def redraw(results: str | Path, claims: Registry | Iterable | None = None, *, out: str | Path | None = None,
+           only=None, gallery: str | Path | None = None, stream: TextIO | None = sys.stdout) -> dict[str, str]:
+    """Redraw every figure of a results folder from its saved rows (no experiment is rerun).
+
+    Figures go to ``out`` (default ``<results>/figures``); when that is the results' own folder the
+    records' ``figure`` field is updated.  ``gallery``: also copy the PNG of each gallery claim there.
+    Returns {claim id: png path}.
+    """
+    results = Path(results)
+    registry = claims if isinstance(claims, Registry) else (
+        default_registry() if claims is None else Registry(claims))
+    records = load_records(results)
+    if not records:
+        raise FileNotFoundError(f"no finished claims under {results}/claims (run `sublab verify` first)")
+    if only:
+        from .registry import _split_patterns, matches
+        pats = _split_patterns(only)
+        records = {k: v for k, v in records.items() if any(matches(k, p) for p in pats)}
+    fig_dir = Path(out) if out is not None else results / "figures"
+    own = fig_dir.resolve() == (results / "figures").resolve()
+    drawn: dict[str, str] = {}
+    for cid, rec in records.items():
+        if cid not in registry:
+            _say(stream, f"{cid}: not a registered claim any more; skipped")
+            continue
+        c = registry.get(cid)
+        if c.draw is None or rec.get("error"):
+            continue
+        rows = load_rows(results / rec.get("rows", f"rows/{cid}.jsonl"))
+        try:
+            rel = _draw(c, rows, results, fig_dir)
+        except Exception as exc:
+            _say(stream, f"{cid}: figure failed: {type(exc).__name__}: {exc} {_error_summary(exc)}")
+            continue
+        if rel is None:
+            continue
+        png = (results / rel) if not Path(rel).is_absolute() else Path(rel)
+        drawn[cid] = str(png)
+        if own and rec.get("figure") != rel:
+            rec = dict(rec, figure=rel)
+            atomic_write_text(results / "claims" / f"{cid}.json", _dumps(rec, indent=1) + "\n")
+        if gallery is not None and c.gallery:
+            g = Path(gallery)
+            g.mkdir(parents=True, exist_ok=True)
+            tmp = g / f".{cid}.png.tmp"
+            shutil.copyfile(png, tmp)
+            os.replace(tmp, g / f"{cid}.png")
+        _say(stream, f"{cid}: {png}")
+    return drawn
+
+
+def _say(stream, msg):
+    if stream is not None:
+        stream.write(msg + "\n")
+        stream.flush()
