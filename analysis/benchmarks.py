@@ -1,0 +1,687 @@
+"""``sublab bench``: speed and memory of the optimizer core, as long-format rows and tables of ratios.
+
+Three benchmarks, each a plain function returning rows (dicts with the keys of :data:`ROW_KEYS`):
+
+* :func:`bench_step_time`: optimizer step time of every preset of ``subspace.available()``, of
+  ``torch.optim.AdamW`` (the baseline, ``torch-adamw``) and of ``galore_torch.GaLoreAdamW`` (``galore-torch``) on the
+  LLaMA-60M layer shapes and on a whole tiny LLaMA-like model (a stack of those ``nn.Linear`` shapes with small
+  embeddings, norms and head). Gradients are fixed random tensors (no forward/backward: only ``step()`` is timed).
+  After ``warmup`` steps, ``repeats`` windows of consecutive steps are timed and the median of (window time /
+  window length) is reported. A method with a periodic refresh (projector ``svd``/``rsvd``/``stiefel``, read from
+  its preset, not from its name) is timed over windows of exactly one refresh period T, so each window contains
+  exactly one refresh: the amortised step time. A method without one (AdamW, Muon, Adam-SN, OSD after its first
+  step) is timed over ``min(T, steady_window)`` steps. The windows of all methods are interleaved (round-robin) so
+  machine noise hits every method alike; ratios are to ``torch-adamw`` timed in the same run, and ``galore`` is also
+  compared to ``galore-torch`` at equal rank, gap and scale.
+* :func:`bench_projector`: projector and orthogonalizer cost on the shapes of OSD Figure 2: full SVD
+  (``torch.linalg.svd``), randomized SVD (``subspace.randomized_svd_basis``), one online-PCA step
+  (``subspace.projection.online_pca_step``: the gradient of OSD eq. 6 and one AdamW step of P), Newton–Schulz
+  5 steps in float32 and bfloat16 on the r x max(m, n) projected moment (``ns5-projected-*``, what SUMO-NS5 does)
+  and on the full m x n matrix (``ns5-full-*``, what Muon does), QR of a Gaussian (``subspace.stiefel``). The
+  speed-up rows (method ``svd``, baseline X) are t_svd / t_X, beside the paper's for online PCA.
+* :func:`bench_state_bytes`: optimizer-state bytes measured after real steps on small shapes against the preset's
+  docstring formula (``subspace.state_numel``; the ratio must be exactly 1), and per LLaMA size (60m, 130m, 350m,
+  1b; layer shapes of reference-implementations §1.1, built on the meta device, no allocation) by formula, as a
+  ratio to AdamW, in bytes of bfloat16 (the papers' pure-bf16 accounting).
+
+Row schema: ``bench, method, shape, dtype, device, metric, value, unit, baseline_method, baseline_metric, ratio,
+reference, config, code_version``. ``ratio = value / value of the row with method = baseline_method and metric =
+baseline_metric in the same (bench, shape, device)``; ``reference`` holds a paper's number where one exists.
+Results are written as JSONL, atomically (temporary file + ``os.replace``), one file per benchmark and device.
+Timings are never asserted by tests: machines are shared and noisy; only ratios from one run are reported.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gc
+import json
+import math
+import os
+import platform
+import statistics
+import subprocess
+import tempfile
+import time
+import zlib
+from pathlib import Path
+from typing import Callable, Iterable, Sequence
+
+import torch
+from torch import nn
+
+import subspace
+from subspace.config import GROUP_DEFAULTS
+from subspace.presets import PRESETS
+from subspace.projection import online_pca_step
+
+__all__ = ["ROW_KEYS", "LAYER_SHAPES", "OSD_SHAPES", "OSD_PAPER_SPEEDUP", "LLAMA_SIZES", "LLAMA_RANKS",
+           "BASELINE", "GALORE_TORCH", "bench_step_time", "bench_projector", "bench_state_bytes", "fill_ratios",
+           "write_jsonl", "read_jsonl", "format_step_table", "format_projector_table", "format_state_table",
+           "llama_layer_shapes", "tiny_llama", "meta_llama", "code_version", "add_arguments", "main"]
+
+ROW_KEYS = ("bench", "method", "shape", "dtype", "device", "metric", "value", "unit", "baseline_method",
+            "baseline_metric", "ratio", "reference", "config", "code_version")
+
+#: LLaMA-60M hidden-matrix shapes (out x in): q/k/v/o 512x512, gate/up 1376x512, down 512x1376.
+LAYER_SHAPES = ((512, 512), (1376, 512), (512, 1376))
+#: OSD Figure 2 shapes and its SVD / online-PCA speed-ups (paper-claims §3.4, read from the bar chart).
+OSD_SHAPES = ((512, 1376), (1024, 2736), (2048, 5461), (4096, 11008))
+OSD_PAPER_SPEEDUP = {
+    (512, 1376): {"rtx3090": 16.38, "a100": 20.71},
+    (1024, 2736): {"rtx3090": 51.00, "a100": 57.93},
+    (2048, 5461): {"rtx3090": 49.75, "a100": 72.88},
+    (4096, 11008): {"rtx3090": 58.01, "a100": 142.43},
+}
+#: reference-implementations §1.1: (hidden, intermediate, layers); vocab 32000, untied embeddings, no biases.
+LLAMA_SIZES = {"60m": (512, 1376, 8), "130m": (768, 2048, 12), "350m": (1024, 2736, 24), "1b": (2048, 5461, 24)}
+#: GaLore Table 2 ranks.
+LLAMA_RANKS = {"60m": 128, "130m": 256, "350m": 256, "1b": 512}
+LLAMA_VOCAB = 32000
+
+BASELINE = "torch-adamw"
+GALORE_TORCH = "galore-torch"
+BF16_BYTES = 2
+
+
+# ---------------------------------------------------------------------------------------------- provenance, I/O
+_CODE_VERSION: str | None = None
+
+
+def code_version() -> str:
+    """git commit of the repository (``+dirty`` when tracked files changed), else ``sublab <version>``."""
+    global _CODE_VERSION
+    if _CODE_VERSION is None:
+        root = Path(__file__).resolve().parents[1]
+
+        def git(*a):
+            try:
+                out = subprocess.run(["git", "-C", str(root), *a], capture_output=True, text=True, timeout=10)
+                return out.stdout.strip() if out.returncode == 0 else None
+            except (OSError, subprocess.SubprocessError):
+                return None
+        commit = git("rev-parse", "HEAD")
+        if commit:
+            dirty = git("status", "--porcelain", "--untracked-files=no")
+            _CODE_VERSION = commit + ("+dirty" if dirty else "")
+        else:
+            try:
+                from importlib.metadata import version
+                _CODE_VERSION = f"sublab {version('sublab')}"
+            except Exception:  # noqa: BLE001 - not installed: still a usable label
+                _CODE_VERSION = "sublab unknown"
+    return _CODE_VERSION
+
+
+def environment(device: str) -> dict:
+    env = {"threads": torch.get_num_threads(), "torch": torch.__version__, "python": platform.python_version(),
+           "machine": platform.machine(), "processor": platform.processor() or None, "cpu_count": os.cpu_count()}
+    if device.startswith("cuda") and torch.cuda.is_available():
+        env["gpu"] = torch.cuda.get_device_name(torch.device(device))
+    return env
+
+
+def write_jsonl(rows: Iterable[dict], path: str | Path) -> Path:
+    """Write rows as JSON lines atomically: a temporary file in the same folder, fsync, then ``os.replace``.
+
+    If serialisation or writing fails, the temporary file is removed and an existing ``path`` is left untouched.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            for row in rows:
+                f.write(json.dumps(row, sort_keys=True, allow_nan=False) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+    return path
+
+
+def read_jsonl(path: str | Path) -> list[dict]:
+    with open(path, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def _row(bench, method, shape, dtype, device, metric, value, unit, config, baseline=None, reference=None) -> dict:
+    bm, bmet = (None, None) if baseline is None else baseline
+    return {"bench": bench, "method": method, "shape": shape, "dtype": dtype, "device": str(device),
+            "metric": metric, "value": float(value), "unit": unit, "baseline_method": bm, "baseline_metric": bmet,
+            "ratio": None, "reference": reference, "config": config, "code_version": code_version()}
+
+
+def fill_ratios(rows: list[dict]) -> list[dict]:
+    """Set ``ratio = value / baseline value`` for every row naming a baseline (matched in bench, shape, device)."""
+    index: dict[tuple, float] = {}
+    for r in rows:
+        key = (r["bench"], r["shape"], r["device"], r["method"], r["metric"])
+        if key in index and index[key] != r["value"]:
+            raise ValueError(f"two rows {key} with different values; baselines would be ambiguous")
+        index[key] = r["value"]
+    for r in rows:
+        if r["baseline_method"] is None:
+            continue
+        key = (r["bench"], r["shape"], r["device"], r["baseline_method"], r["baseline_metric"])
+        if key not in index:
+            raise KeyError(f"row {r['method']}/{r['shape']}: no baseline row {key}")
+        base = index[key]
+        r["ratio"] = r["value"] / base if base else math.nan
+    return rows
+
+
+def _shape_str(shape) -> str:
+    return "x".join(str(int(s)) for s in shape)
+
+
+def _seed(*parts) -> int:
+    return zlib.crc32("/".join(map(str, parts)).encode())
+
+
+@contextlib.contextmanager
+def _no_gc():
+    """Keep Python's cyclic collector out of a timed region (a full collection costs ~0.2 s with torch loaded)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _sync(device) -> None:
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+# ---------------------------------------------------------------------------------------------- models
+class _Linear(nn.Module):
+    def __init__(self, out_f, in_f, device, dtype):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(out_f, in_f, device=device, dtype=dtype))
+
+
+class _Norm(nn.Module):
+    def __init__(self, d, device, dtype):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(d, device=device, dtype=dtype))
+
+
+def _llama_stack(hidden, inter, layers, vocab, device, dtype) -> nn.Module:
+    """Parameters of a LLaMA decoder with HF names (embed_tokens, layers.i.self_attn.*_proj, mlp.*, norms, lm_head).
+
+    Only the parameter shapes and names matter here (the optimizer sees parameters, not the forward pass)."""
+    def lin(o, i):
+        return _Linear(o, i, device, dtype)
+
+    model = nn.Module()
+    model.embed_tokens = nn.Embedding(vocab, hidden, device=device, dtype=dtype)
+    model.layers = nn.ModuleList()
+    for _ in range(layers):
+        block = nn.Module()
+        block.self_attn = nn.Module()
+        for name in ("q_proj", "k_proj", "v_proj", "o_proj"):
+            setattr(block.self_attn, name, lin(hidden, hidden))
+        block.mlp = nn.Module()
+        block.mlp.gate_proj, block.mlp.up_proj, block.mlp.down_proj = lin(inter, hidden), lin(inter, hidden), lin(hidden, inter)
+        block.input_layernorm, block.post_attention_layernorm = _Norm(hidden, device, dtype), _Norm(hidden, device, dtype)
+        model.layers.append(block)
+    model.norm = _Norm(hidden, device, dtype)
+    model.lm_head = lin(vocab, hidden)
+    return model
+
+
+def llama_layer_shapes(size: str) -> list[tuple[int, ...]]:
+    """Every parameter shape of the LLaMA of ``size`` (reference-implementations §1.1), in model order."""
+    return [tuple(p.shape) for p in meta_llama(size).parameters()]
+
+
+def meta_llama(size: str) -> nn.Module:
+    """The LLaMA of ``size`` on the meta device (shapes only, no storage)."""
+    if size not in LLAMA_SIZES:
+        raise ValueError(f"size={size!r} is unknown; allowed: {sorted(LLAMA_SIZES)}")
+    h, f, layers = LLAMA_SIZES[size]
+    return _llama_stack(h, f, layers, LLAMA_VOCAB, "meta", torch.float32)
+
+
+def tiny_llama(layers: int = 2, vocab: int = 4096, hidden: int = 512, inter: int = 1376, *, device="cpu",
+               dtype=torch.float32, seed: int = 0) -> nn.Module:
+    """A whole tiny LLaMA-like parameter set: ``layers`` blocks of the 60M shapes, small vocabulary, random init."""
+    model = _llama_stack(hidden, inter, layers, vocab, device, dtype)
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.ndim > 1:
+                p.copy_(0.02 * torch.randn(p.shape, generator=g, dtype=dtype))
+            else:
+                p.fill_(1.0)
+    return model
+
+
+# ---------------------------------------------------------------------------------------------- step time
+def _refresh_period(method: str, gap: int) -> int | None:
+    """T for presets whose projector refreshes periodically, None otherwise (read from the preset's stages)."""
+    if method in (BASELINE,):
+        return None
+    if method == GALORE_TORCH:
+        return gap
+    return gap if PRESETS[method].low_rank.get("projector") in ("svd", "rsvd", "stiefel") else None
+
+
+def _make_optimizer(method: str, model: nn.Module, rank: int, gap: int, scale: float) -> torch.optim.Optimizer:
+    if method == BASELINE:
+        return torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.01)
+    groups = subspace.param_groups(model)
+    if method == GALORE_TORCH:
+        import galore_torch
+        tg = []
+        for g in groups:
+            if g["low_rank"]:
+                tg.append({"params": g["params"], "rank": rank, "update_proj_gap": gap, "scale": scale,
+                           "proj_type": "std"})
+            else:
+                tg.append({"params": g["params"]})
+        return galore_torch.GaLoreAdamW(tg, lr=1e-3, no_deprecation_warning=True)
+    hp = dict(rank=rank, update_gap=gap)
+    if method == "galore":
+        hp["scale"] = scale
+    return subspace.make(method, groups, **hp)
+
+
+def _single(shape, device, dtype, seed) -> nn.Module:
+    model = nn.Module()
+    g = torch.Generator().manual_seed(seed)
+    model.weight = nn.Parameter((0.02 * torch.randn(shape, generator=g, dtype=dtype)).to(device))
+    return model
+
+
+class _Runner:
+    def __init__(self, method, model, grads, rank, gap, scale, steady_window, device):
+        self.method, self.model, self.device = method, model, device
+        for p, gr in zip(model.parameters(), grads):
+            p.grad = gr.clone()
+        self.opt = _make_optimizer(method, model, rank, gap, scale)
+        period = _refresh_period(method, gap)
+        self.window = period if period is not None else min(gap, steady_window)
+        self.times: list[float] = []
+
+    def steps(self, n):
+        for _ in range(n):
+            self.opt.step()
+
+    def time_window(self):
+        with _no_gc():
+            _sync(self.device)
+            t0 = time.perf_counter()
+            self.steps(self.window)
+            _sync(self.device)
+            self.times.append((time.perf_counter() - t0) / self.window)
+
+
+def bench_step_time(methods: Sequence[str] | None = None, shapes: Sequence[tuple[int, int]] = LAYER_SHAPES, *,
+                    model_layers: int | None = 2, model_vocab: int = 4096, rank: int = 128, gap: int = 200,
+                    scale: float = 0.25, repeats: int = 5, warmup: int = 3, steady_window: int = 20,
+                    device: str = "cpu", dtype: torch.dtype = torch.float32, hidden: int = 512, inter: int = 1376,
+                    log: Callable[[str], None] | None = None) -> list[dict]:
+    """Median amortised step time per method and shape, ratios to ``torch-adamw`` (and galore to galore-torch).
+
+    ``shapes``: single-parameter problems; ``model_layers``: blocks of the tiny LLaMA (None or 0 skips it;
+    ``hidden``/``inter`` set its matrix shapes). ``methods`` defaults to ``subspace.available()``; the baseline and
+    ``galore-torch`` are always added.
+    """
+    methods = list(subspace.available() if methods is None else methods)
+    for extra in (BASELINE, GALORE_TORCH):
+        if extra not in methods:
+            methods.append(extra)
+    problems = [(_shape_str(s), (lambda s=s: _single(s, device, dtype, _seed("step", s)))) for s in shapes]
+    if model_layers:
+        problems.append((f"tiny-llama-{model_layers}L-{hidden}x{inter}-v{model_vocab}",
+                         lambda: tiny_llama(model_layers, model_vocab, hidden, inter, device=device, dtype=dtype)))
+    dname = str(dtype).replace("torch.", "")
+    env = environment(device)
+    rows: list[dict] = []
+    for label, build in problems:
+        g = torch.Generator().manual_seed(_seed("grad", label))
+        ref = build()
+        grads = [torch.randn(p.shape, generator=g, dtype=dtype).to(device) for p in ref.parameters()]
+        runners = []
+        for m in methods:
+            model = build()
+            r = _Runner(m, model, grads, rank, gap, scale, steady_window, device)
+            r.steps(warmup)
+            runners.append(r)
+        gc.collect()
+        for rep in range(repeats):
+            order = runners[rep % len(runners):] + runners[:rep % len(runners)]   # rotate: no fixed position bias
+            for r in order:
+                r.time_window()
+        if log:
+            log(f"  step {label}: " + ", ".join(f"{r.method} {1e3 * statistics.median(r.times):.2f}ms"
+                                               for r in runners))
+        for r in runners:
+            cfg = {"rank": rank, "gap": gap, "scale": scale, "window": r.window, "repeats": repeats,
+                   "warmup": warmup, "refresh_period": _refresh_period(r.method, gap), "times_s": r.times,
+                   "n_params": sum(p.numel() for p in r.model.parameters()), **env}
+            rows.append(_row("step_time", r.method, label, dname, device, "step_time_s",
+                             statistics.median(r.times), "s", cfg, baseline=(BASELINE, "step_time_s")))
+            if r.method == "galore":
+                rows.append(_row("step_time", r.method, label, dname, device, "step_time_s",
+                                 statistics.median(r.times), "s", cfg, baseline=(GALORE_TORCH, "step_time_s")))
+        del runners
+    return fill_ratios(rows)
+
+
+# ---------------------------------------------------------------------------------------------- projector cost
+def _median_time(fn: Callable[[], object], repeats: int, warmup: int, budget_s: float, device) -> tuple[float, list]:
+    """Median wall time of ``fn`` over up to ``repeats`` calls after ``warmup`` calls; stops early (>= 1 call) once
+    the timed calls have used ``budget_s``."""
+    for _ in range(warmup):
+        fn()
+    times: list[float] = []
+    while len(times) < max(1, repeats):
+        with _no_gc():
+            _sync(device)
+            t0 = time.perf_counter()
+            fn()
+            _sync(device)
+            times.append(time.perf_counter() - t0)
+        if sum(times) > budget_s:
+            break
+    return statistics.median(times), times
+
+
+def projector_cases(shape: tuple[int, int], rank: int, device, generator: torch.Generator) -> dict:
+    """name -> (callable, dtype, input description) for one OSD Figure 2 shape."""
+    m, n = shape
+    G = torch.randn(m, n, generator=generator).to(device)
+    left = m < n
+    A = G if left else G.mT
+    k, l = A.shape
+    r = min(rank, k)
+    side = "left" if left else "right"
+    M = torch.randn(r, l, generator=generator).to(device)           # a projected moment, r x max(m, n)
+    pca_state = {"basis": subspace.stiefel(k, r, generator).to(device), "pca_step": 0}
+    pca_state["pca_exp_avg"] = torch.zeros_like(pca_state["basis"])
+    pca_state["pca_exp_avg_sq"] = torch.zeros_like(pca_state["basis"])
+    pca_group = {**GROUP_DEFAULTS, "lr": 1e-3}
+    Gb = G.bfloat16()
+    Mb = M.bfloat16()
+    cases = {
+        "svd": (lambda: torch.linalg.svd(G, full_matrices=False), "float32", f"G {m}x{n}"),
+        "rsvd": (lambda: subspace.randomized_svd_basis(G, r, side, generator=generator), "float32",
+                 f"G {m}x{n}, oversample 5, 2 power iterations"),
+        "online-pca": (lambda: online_pca_step(pca_state, A, pca_group), "float32",
+                       f"P {k}x{r}, A {k}x{l}: grad of OSD eq. 6 + one AdamW step"),
+        "ns5-projected-fp32": (lambda: subspace.newton_schulz(M, 5), "float32", f"projected moment {r}x{l}"),
+        "ns5-projected-bf16": (lambda: subspace.newton_schulz(Mb, 5), "bfloat16", f"projected moment {r}x{l}"),
+        "ns5-full-fp32": (lambda: subspace.newton_schulz(G, 5), "float32", f"full matrix {m}x{n}"),
+        "ns5-full-bf16": (lambda: subspace.newton_schulz(Gb, 5), "bfloat16", f"full matrix {m}x{n}"),
+        "qr-gaussian": (lambda: subspace.stiefel(k, r, generator, device=device), "float32",
+                        f"St({k}, {r}) on the CPU generator, moved to the device"),
+    }
+    return cases
+
+
+def bench_projector(shapes: Sequence[tuple[int, int]] = OSD_SHAPES, *, rank: int = 128, repeats: int = 5,
+                    warmup: int = 1, budget_s: float = 30.0, methods: Sequence[str] | None = None,
+                    device: str = "cpu", log: Callable[[str], None] | None = None) -> list[dict]:
+    """Time per call of each projector/orthogonalizer on each shape; speed-ups t_svd / t_X (rows with method
+    ``svd`` and baseline X), with the OSD paper's SVD/online-PCA speed-ups as ``reference``."""
+    env = environment(device)
+    rows: list[dict] = []
+    for shape in shapes:
+        label = _shape_str(shape)
+        gen = torch.Generator().manual_seed(_seed("projector", label))
+        cases = projector_cases(tuple(shape), rank, device, gen)
+        names = [c for c in cases if methods is None or c in methods or c == "svd"]
+        timed = {}
+        gc.collect()
+        for name in names:
+            fn, dname, what = cases[name]
+            t, times = _median_time(fn, repeats, warmup, budget_s, device)
+            timed[name] = t
+            cfg = {"rank": rank, "input": what, "repeats": len(times), "warmup": warmup, "times_s": times, **env}
+            rows.append(_row("projector", name, label, dname, device, "time_s", t, "s", cfg))
+            if log:
+                log(f"  projector {label} {name}: {1e3 * t:.2f} ms ({len(times)} calls)")
+        svd_row = next(r for r in rows if r["shape"] == label and r["method"] == "svd")
+        for name in names:
+            if name == "svd":
+                continue
+            ref = OSD_PAPER_SPEEDUP.get(tuple(shape)) if name == "online-pca" else None
+            rows.append(_row("projector", "svd", label, "float32", device, "time_s", timed["svd"], "s",
+                             {**svd_row["config"], "speedup_over": name}, baseline=(name, "time_s"),
+                             reference=ref))
+    return fill_ratios(rows)
+
+
+# ---------------------------------------------------------------------------------------------- state bytes
+def _state_bytes(state: dict) -> int:
+    return sum(v.numel() * v.element_size() for v in state.values() if torch.is_tensor(v))
+
+
+def bench_state_bytes(methods: Sequence[str] | None = None, *,
+                      small_shapes: Sequence[tuple[int, ...]] = ((24, 40), (40, 24), (32, 32), (40,)),
+                      small_rank: int = 8, small_gap: int = 2, steps: int = 5,
+                      sizes: Sequence[str] = tuple(LLAMA_SIZES), ranks: dict | None = None,
+                      device: str = "cpu", dtype: torch.dtype = torch.float32) -> list[dict]:
+    """State bytes measured after ``steps`` real steps vs the docstring formula (ratio 1 is exact agreement), and
+    per LLaMA size by formula on the meta device, as a ratio to AdamW (bytes of bfloat16 states)."""
+    methods = list(subspace.available() if methods is None else methods)
+    ranks = dict(LLAMA_RANKS if ranks is None else ranks)
+    dname = str(dtype).replace("torch.", "")
+    esize = torch.empty((), dtype=dtype).element_size()
+    rows: list[dict] = []
+    g = torch.Generator().manual_seed(_seed("state"))
+    init = [0.1 * torch.randn(s, generator=g, dtype=dtype) for s in small_shapes]
+    grads = [[torch.randn(s, generator=g, dtype=dtype) for s in small_shapes] for _ in range(steps)]
+    for method in methods:
+        params = [nn.Parameter(w.clone().to(device)) for w in init]
+        hp = dict(rank=small_rank, update_gap=small_gap)
+        opt = subspace.make(method, params, **hp)
+        for t in range(steps):
+            for p, gr in zip(params, grads[t]):
+                p.grad = gr.to(device)
+            opt.step()
+        cfg = {"rank": small_rank, "gap": small_gap, "steps": steps, "element_size": esize}
+        tot_m = tot_f = 0
+        for p in params:
+            measured = _state_bytes(opt.state[p])
+            formula = subspace.state_numel(method, tuple(p.shape), low_rank=p.ndim >= 2, **hp) * esize
+            tot_m, tot_f = tot_m + measured, tot_f + formula
+            label = _shape_str(p.shape)
+            rows.append(_row("state_small", method, label, dname, device, "state_bytes_formula", formula, "B", cfg))
+            rows.append(_row("state_small", method, label, dname, device, "state_bytes", measured, "B", cfg,
+                             baseline=(method, "state_bytes_formula")))
+        label = "total:" + "+".join(_shape_str(s) for s in small_shapes)
+        rows.append(_row("state_small", method, label, dname, device, "state_bytes_formula", tot_f, "B", cfg))
+        rows.append(_row("state_small", method, label, dname, device, "state_bytes", tot_m, "B", cfg,
+                         baseline=(method, "state_bytes_formula")))
+    for size in sizes:
+        model = meta_llama(size)
+        groups = subspace.param_groups(model)
+        n_params = sum(p.numel() for p in model.parameters())
+        for method in methods:
+            hp = dict(rank=ranks[size])
+            numel = sum(subspace.state_numel(method, tuple(p.shape), low_rank=grp["low_rank"], **hp)
+                        for grp in groups for p in grp["params"])
+            cfg = {"rank": ranks[size], "n_params": n_params, "bytes_per_element": BF16_BYTES,
+                   "selection": "subspace.param_groups default (embed, lm_head, norms dense)",
+                   "llama": dict(zip(("hidden", "intermediate", "layers"), LLAMA_SIZES[size]), vocab=LLAMA_VOCAB)}
+            rows.append(_row("state_llama", method, f"llama-{size}", "bfloat16", "meta", "state_bytes_formula",
+                             numel * BF16_BYTES, "B", cfg, baseline=("adamw", "state_bytes_formula")))
+    return fill_ratios(rows)
+
+
+# ---------------------------------------------------------------------------------------------- tables
+def _grid(rows, row_keys, col_keys, cell, row_head="method") -> str:
+    cells = [[row_head] + list(col_keys)]
+    for rk in row_keys:
+        cells.append([rk] + [cell(rk, ck) for ck in col_keys])
+    widths = [max(len(c[i]) for c in cells) for i in range(len(cells[0]))]
+    lines = ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(line, widths)))
+             for line in cells]
+    lines.insert(1, "-" * len(lines[0]))
+    return "\n".join(lines)
+
+
+def _order(names):
+    seen = []
+    for n in names:
+        if n not in seen:
+            seen.append(n)
+    return seen
+
+
+def format_step_table(rows: list[dict]) -> str:
+    rows = [r for r in rows if r["bench"] == "step_time"]
+    if not rows:
+        return ""
+    shapes = _order(r["shape"] for r in rows)
+    methods = _order(r["method"] for r in rows)
+    vs = {(r["method"], r["shape"], r["baseline_method"]): r for r in rows}
+
+    def cell(m, s):
+        r = vs.get((m, s, BASELINE))
+        return "-" if r is None else f"{r['ratio']:.2f}"
+    base = {r["shape"]: r["value"] for r in rows if r["method"] == BASELINE and r["baseline_method"] == BASELINE}
+    cfg = rows[0]["config"]
+    out = [f"Step time / torch.optim.AdamW (median of {cfg['repeats']} windows; refresh methods amortised over "
+           f"T={cfg['gap']}, rank {cfg['rank']}; {cfg['threads']} threads; device {rows[0]['device']})",
+           _grid(rows, methods, shapes, cell)]
+    out.append("  ".join(["AdamW ms/step"] + [f"{s}: {1e3 * base[s]:.3f}" for s in shapes if s in base]))
+    gl = ["galore / galore-torch"] + [f"{s}: {vs[('galore', s, GALORE_TORCH)]['ratio']:.2f}" for s in shapes
+                                      if ("galore", s, GALORE_TORCH) in vs]
+    out.append("  ".join(gl))
+    return "\n".join(out)
+
+
+def format_projector_table(rows: list[dict]) -> str:
+    rows = [r for r in rows if r["bench"] == "projector"]
+    if not rows:
+        return ""
+    shapes = _order(r["shape"] for r in rows)
+    methods = _order(r["method"] for r in rows)
+    t = {(r["method"], r["shape"]): r["value"] for r in rows if r["baseline_method"] is None}
+    sp = {(r["baseline_method"], r["shape"]): r for r in rows if r["baseline_method"] is not None}
+
+    def cell(m, s):
+        if (m, s) not in t:
+            return "-"
+        if m == "svd":
+            return f"{1e3 * t[(m, s)]:.1f}ms"
+        return f"{1e3 * t[(m, s)]:.2f}ms ({sp[(m, s)]['ratio']:.1f}x)"
+    cfg = rows[0]["config"]
+    out = [f"Projector/orthogonalizer time per call, (t_SVD / t_method) in brackets; rank {cfg['rank']}; "
+           f"{cfg['threads']} threads; device {rows[0]['device']}",
+           _grid(rows, methods, shapes, cell)]
+    for gpu in ("rtx3090", "a100"):
+        out.append("  ".join([f"paper SVD/online-PCA {gpu}:"] + [
+            f"{s}: {sp[('online-pca', s)]['reference'][gpu]:.2f}x" for s in shapes
+            if ("online-pca", s) in sp and sp[("online-pca", s)]["reference"]]))
+    out.append("ns5-projected: on the r x max(m,n) projected moment (SUMO-NS5); ns5-full: on the m x n matrix (Muon)")
+    return "\n".join(out)
+
+
+def format_state_table(rows: list[dict]) -> str:
+    small = [r for r in rows if r["bench"] == "state_small" and r["metric"] == "state_bytes"]
+    llama = [r for r in rows if r["bench"] == "state_llama"]
+    out = []
+    if small:
+        shapes = _order(r["shape"] for r in small)
+        methods = _order(r["method"] for r in small)
+        v = {(r["method"], r["shape"]): r["ratio"] for r in small}
+        out.append(f"Optimizer-state bytes measured after {small[0]['config']['steps']} steps / docstring formula "
+                   f"(rank {small[0]['config']['rank']}, gap {small[0]['config']['gap']}, {small[0]['dtype']})")
+        out.append(_grid(small, methods, shapes, lambda m, s: f"{v[(m, s)]:.2f}" if (m, s) in v else "-"))
+    if llama:
+        sizes = _order(r["shape"] for r in llama)
+        methods = _order(r["method"] for r in llama)
+        v = {(r["method"], r["shape"]): r for r in llama}
+        out.append("State bytes by formula per LLaMA size (bf16, meta device) / AdamW; [GiB]; ranks "
+                   + ", ".join(f"{r['shape']} {r['config']['rank']}" for r in llama if r["method"] == methods[0]))
+        out.append(_grid(llama, methods, sizes,
+                         lambda m, s: f"{v[(m, s)]['ratio']:.3f} [{v[(m, s)]['value'] / 2 ** 30:.3f}]"))
+    return "\n".join(out)
+
+
+# ---------------------------------------------------------------------------------------------- command line
+BENCHES = ("step", "projector", "state")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    parser.add_argument("--quick", action="store_true",
+                        help="gap 20, 3 repeats, 1-layer tiny model, 10-step windows for methods without a refresh, drop the "
+                             "4096x11008 projector shape "
+                             "(a few minutes on 2 CPU cores)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch.set_num_threads for the whole run (default: os.cpu_count())")
+    parser.add_argument("--out", default="results/bench", help="folder for the JSONL rows (default results/bench)")
+    parser.add_argument("--only", nargs="+", choices=BENCHES, default=list(BENCHES), help="which benchmarks")
+    parser.add_argument("--methods", nargs="+", default=None, help="subset of subspace.available() (step/state)")
+    parser.add_argument("--rank", type=int, default=128, help="rank (default 128)")
+    parser.add_argument("--gap", type=int, default=None, help="refresh gap T (default 200, --quick 20)")
+    parser.add_argument("--repeats", type=int, default=None, help="timed windows/calls (default 5, --quick 3)")
+    parser.add_argument("--model-layers", type=int, default=None,
+                        help="blocks of the tiny LLaMA in the step benchmark (default 2, --quick 1; 0 skips)")
+    return parser
+
+
+def main(args: argparse.Namespace) -> int:
+    device = str(args.device)
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        print(f"--device {device}: CUDA is not available here (torch {torch.__version__})")
+        return 2
+    if not (device == "cpu" or device.startswith("cuda")):
+        print(f"--device {device!r} is invalid; allowed: cpu, cuda, cuda:N")
+        return 2
+    threads = args.threads or os.cpu_count() or 1
+    torch.set_num_threads(threads)
+    quick = bool(args.quick)
+    gap = args.gap or (20 if quick else 200)
+    repeats = args.repeats or (3 if quick else 5)
+    layers = args.model_layers if args.model_layers is not None else (1 if quick else 2)
+    out = Path(args.out)
+    dev_tag = device.replace(":", "")
+    start = time.perf_counter()
+    print(f"sublab bench: device {device}, {torch.get_num_threads()} threads, torch {torch.__version__}, "
+          f"{'quick' if quick else 'full'}, rank {args.rank}, gap {gap}, repeats {repeats}; code {code_version()}")
+    tables = []
+
+    def log(msg):
+        print(msg, flush=True)
+    if "step" in args.only:
+        t0 = time.perf_counter()
+        rows = bench_step_time(args.methods, rank=args.rank, gap=gap, repeats=repeats, model_layers=layers,
+                               steady_window=10 if quick else 20, device=device, log=log)
+        path = write_jsonl(rows, out / f"step_time_{dev_tag}.jsonl")
+        tables.append(format_step_table(rows) + f"\n({time.perf_counter() - t0:.0f} s; rows: {path})")
+    if "projector" in args.only:
+        t0 = time.perf_counter()
+        shapes = OSD_SHAPES[:-1] if quick else OSD_SHAPES
+        rows = bench_projector(shapes, rank=args.rank, repeats=repeats, budget_s=6.0 if quick else 60.0,
+                               device=device, log=log)
+        path = write_jsonl(rows, out / f"projector_{dev_tag}.jsonl")
+        tables.append(format_projector_table(rows) + f"\n({time.perf_counter() - t0:.0f} s; rows: {path})")
+    if "state" in args.only:
+        t0 = time.perf_counter()
+        rows = bench_state_bytes(args.methods, device=device)
+        path = write_jsonl(rows, out / f"state_bytes_{dev_tag}.jsonl")
+        tables.append(format_state_table(rows) + f"\n({time.perf_counter() - t0:.0f} s; rows: {path})")
+    for t in tables:
+        print()
+        print(t)
+    print(f"\ntotal {time.perf_counter() - start:.0f} s with {torch.get_num_threads()} threads")
+    return 0
+
+
+if __name__ == "__main__":  # python -m analysis.benchmarks
+    raise SystemExit(main(add_arguments(argparse.ArgumentParser(prog="sublab bench")).parse_args()))
