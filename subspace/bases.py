@@ -42,14 +42,24 @@ def canonical_basis(k: int, r: int, *, dtype=torch.float32, device=None) -> torc
     return torch.eye(k, r, dtype=dtype, device=device)
 
 
-def svd_basis(G: torch.Tensor, r: int, side: str = "left") -> torch.Tensor:
+def svd_basis(G: torch.Tensor, r: int, side: str = "left", driver: str = "svd") -> torch.Tensor:
     """Top-r singular vectors of G: left ones (k = rows) or right ones (k = cols), as a (k, r) matrix.
 
-    The SVD is of G in its own orientation (as the official GaLore code does), in float32 or float64.
-    A float32 failure to converge is retried in float64, then with an eigendecomposition of the Gram matrix;
-    if all fail, ``torch.linalg.LinAlgError`` propagates so the caller can keep its previous basis.
+    ``driver="svd"``: thin SVD of G in its own orientation (as the official GaLore code does), in float32 or
+    float64. ``driver="gram"``: top-r eigenvectors of the k x k Gram matrix (G G^T or G^T G) in float64, the same
+    subspace (singular-vector signs may differ) at a fraction of the cost when k << max(m, n); float64 keeps the
+    squared condition number harmless for the top-r directions. A failure to converge is retried in float64,
+    then with the other driver; if all fail, ``torch.linalg.LinAlgError`` propagates so the caller can keep its
+    previous basis.
     """
+    if driver not in ("svd", "gram"):
+        raise ValueError(f"driver={driver!r} is invalid; allowed: ['svd', 'gram']")
     work = G.to(_work_dtype(G.dtype))
+    if driver == "gram":
+        try:
+            return _gram_eigh_basis(work, r, side)
+        except torch.linalg.LinAlgError:
+            pass
     try:
         U, _, Vh = torch.linalg.svd(work, full_matrices=False)
     except torch.linalg.LinAlgError:

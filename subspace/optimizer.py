@@ -89,7 +89,9 @@ class SubspaceOptimizer(torch.optim.Optimizer):
                    if p.grad is not None]
         if not entries:
             return None
-        finite = torch.stack([torch.isfinite(p.grad).all() for _, _, p in entries])
+        # amax(|g|) is NaN or Inf exactly when g holds a NaN or an Inf (max propagates NaN), and is cheaper than
+        # isfinite(g).all(); it never overflows, unlike a norm.
+        finite = torch.isfinite(torch.stack([p.grad.abs().amax().float() for _, _, p in entries]))
         if bool(finite.all()):
             return None
         gi, j, p = entries[int((~finite).nonzero()[0])]
@@ -163,9 +165,13 @@ class SubspaceOptimizer(torch.optim.Optimizer):
         if group["orthogonalizer"] != "none":
             D = self._orthogonalize(D, group, state)
 
-        U = Q @ D if Q is not None else D
-        if Q is not None and group["complement_scale"]:
-            U = U + group["complement_scale"] * (A - Q @ R)
+        s_perp = group["complement_scale"]
+        if Q is None:
+            U = D
+        elif s_perp:  # Q D + s (A - Q R) = s A + Q (D - s R): one k x r x l product instead of two
+            U = torch.addmm(A, Q, D - s_perp * R, beta=s_perp) if A.ndim == 2 else s_perp * A + Q @ (D - s_perp * R)
+        else:
+            U = Q @ D
         U = U if left else U.mT
 
         if group["preconditioner"] == "subset-norm":
@@ -173,7 +179,7 @@ class SubspaceOptimizer(torch.optim.Optimizer):
         self._apply(p, U.reshape(p.shape), group, shape_factor(group["shape_scale"], m, n))
 
         if group["projector"] == "online-pca" and t > 0:
-            online_pca_step(state, A, group)
+            online_pca_step(state, A, group, R)
 
     def _basis(self, p, G, A, left, group, state, dtype) -> torch.Tensor:
         """Current basis, refreshed when due (online PCA: SVD on the first step, then moved by its own steps).

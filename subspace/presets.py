@@ -2,7 +2,8 @@
 
 ``make(name, params, **hparams)`` builds a :class:`SubspaceOptimizer`. Every preset follows its paper's algorithm by
 default; ``mode="official"`` switches to the official code's behaviour where the two differ (documented per preset,
-see ``../shared/reference/reference-implementations.md``). Any group key of ``subspace.config.GROUP_DEFAULTS`` may be
+see ``../shared/reference/reference-implementations.md``; in that mode top-r subspaces come from a thin SVD as
+in every official code, otherwise from the cheaper Gram eigendecomposition, which spans the same subspace). Any group key of ``subspace.config.GROUP_DEFAULTS`` may be
 overridden by a keyword; ``dense_lr``, ``dense_betas``, ``dense_eps`` and ``dense_weight_decay`` tune the dense group.
 
 State-size formulas are per parameter, counted in elements of the state tensors, for W of shape m x n with
@@ -201,7 +202,8 @@ def _configs(name: str, mode: str, hparams: dict) -> tuple[dict, dict]:
     hp = dict(hparams)
     fraction, total = hp.pop("golore_fraction", None), hp.pop("total_steps", None)
     dense_over = {k[len("dense_"):]: hp.pop(k) for k in _DENSE_KEYS if k in hp}
-    low = {**GROUP_DEFAULTS, **preset.low_rank, **(preset.official if mode == "official" else {})}
+    official = {"svd_driver": "svd", **preset.official} if mode == "official" else {}  # every code calls linalg.svd
+    low = {**GROUP_DEFAULTS, **preset.low_rank, **official}
     unknown = sorted(set(hp) - set(GROUP_DEFAULTS))
     if unknown:
         raise ValueError(f"unknown hyper-parameter(s) {unknown} for {name!r}; allowed: "

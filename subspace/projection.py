@@ -31,7 +31,8 @@ def new_basis(kind: str, G: torch.Tensor, r: int, left: bool, generator: torch.G
               dtype: torch.dtype) -> torch.Tensor:
     """A fresh k x r orthonormal basis for G (m x n) from the named projector.
 
-    ``svd``: top-r singular vectors (GaLore Alg. 2, SUMO "Truncated_SVD", OSD initialisation);
+    ``svd``: top-r singular vectors (GaLore Alg. 2, SUMO "Truncated_SVD", OSD initialisation), through
+    ``svd_driver`` (Gram eigendecomposition by default, thin SVD for the official codes);
     ``rsvd``: Halko et al. randomized range finder with ``oversample`` and ``power_iters`` (SUMO Alg. 1);
     ``stiefel``: uniform on St(k, r) (GoLore §4), drawn on the CPU from the optimizer's generator so every device and
     DDP rank draws the same basis. If every SVD route fails the canonical basis is returned (documented fallback;
@@ -46,7 +47,7 @@ def new_basis(kind: str, G: torch.Tensor, r: int, left: bool, generator: torch.G
                                  power_iters=int(group["power_iters"]), generator=generator)
     else:
         try:
-            Q = svd_basis(G, r, side)
+            Q = svd_basis(G, r, side, driver=group["svd_driver"])
         except torch.linalg.LinAlgError:
             Q = canonical_basis(k, r)
     return Q.to(device=G.device, dtype=dtype)
@@ -71,26 +72,30 @@ def move_moments(state: dict, Q_old: torch.Tensor, Q_new: torch.Tensor, policy: 
             state[key].copy_((Q_new.mT @ Q_old) @ state[key])
 
 
-def online_pca_grad(P: torch.Tensor, A: torch.Tensor, orth: float) -> tuple[torch.Tensor, torch.Tensor]:
+def online_pca_grad(P: torch.Tensor, A: torch.Tensor, orth: float,
+                    R: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Gradient and value of OSD's online-PCA loss (OSD eq. 6) at P (k x r) for the gradient A (k x l).
 
-    L(P) = ||P P^T A~ - A~||_F^2 + orth * ||P^T P - I||_F^2 with A~ = A / ||A||_F;
-    grad = 2 (E A~^T P + A~ E^T P) + 4 orth P (P^T P - I), E = P P^T A~ - A~.
+    L(P) = ||P P^T A~ - A~||_F^2 + orth ||P^T P - I||_F^2 with A~ = A / ||A||_F (A~ = 0 when A = 0). With
+    R~ = P^T A~ (pass ``R = P^T A`` when already computed) and E = P R~ - A~ the reconstruction term's gradient
+    2 (E A~^T P + A~ E^T P) equals 2 [P (R~ R~^T) + (A~ R~^T)(P^T P) - 2 A~ R~^T]: one k x l x r product;
+    its value is tr(R~^T P^T P R~) - 2 ||R~||^2 + ||A~||^2. The penalty adds 4 orth P (P^T P - I).
     """
     norm = torch.linalg.matrix_norm(A)
-    At = A / norm if norm > 0 else A
-    PtA = P.mT @ At
-    E = P @ PtA - At
-    grad = 2.0 * (E @ PtA.mT + At @ (E.mT @ P))
-    loss = (E * E).sum()
+    inv = torch.where(norm > 0, 1.0 / norm, torch.zeros_like(norm))
+    Rt = (P.mT @ A if R is None else R) * inv
+    AR = (A @ Rt.mT) * inv
+    PtP = P.mT @ P
+    grad = 2.0 * (P @ (Rt @ Rt.mT) + AR @ PtP - 2.0 * AR)
+    loss = (Rt * (PtP @ Rt)).sum() - 2.0 * (Rt * Rt).sum() + (norm * inv) ** 2
     if orth:
-        D = P.mT @ P - torch.eye(P.shape[1], dtype=P.dtype, device=P.device)
+        D = PtP - torch.eye(P.shape[1], dtype=P.dtype, device=P.device)
         grad = grad + 4.0 * orth * (P @ D)
         loss = loss + orth * (D * D).sum()
     return grad, loss
 
 
-def online_pca_step(state: dict, A: torch.Tensor, group: dict) -> None:
+def online_pca_step(state: dict, A: torch.Tensor, group: dict, R: torch.Tensor | None = None) -> None:
     """One AdamW step (torch semantics, betas (0.9, 0.999), eps 1e-8) of the basis P on the online-PCA loss.
 
     Learning rate: alpha * lr (``pca_lr_rule="ratio"``, OSD Alg. 1 remark, alpha = ``pca_lr_ratio`` = 5) or
@@ -99,7 +104,7 @@ def online_pca_step(state: dict, A: torch.Tensor, group: dict) -> None:
     the new P acts from the next step (OSD Alg. 1 and code alike). No re-orthonormalisation.
     """
     P = state["basis"]
-    grad, _ = online_pca_grad(P, A.to(P.dtype), float(group["pca_orth"]))
+    grad, _ = online_pca_grad(P, A.to(P.dtype), float(group["pca_orth"]), R)
     if group["pca_lr_rule"] == "ratio":
         lr = float(group["pca_lr_ratio"]) * group["lr"]
     else:

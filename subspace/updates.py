@@ -23,8 +23,8 @@ def adam_combine(numerator: torch.Tensor, V: torch.Tensor, t: int, betas, eps: f
     bc1 = 1.0 - betas[0] ** t if bias_correction else 1.0
     bc2 = 1.0 - betas[1] ** t if bias_correction else 1.0
     if style == "hf":
-        return (numerator / (V.sqrt() + eps)) * (math.sqrt(bc2) / bc1)
-    return (numerator / bc1) / (V.sqrt() / math.sqrt(bc2) + eps)
+        return torch.div(numerator, V.sqrt().add_(eps)).mul_(math.sqrt(bc2) / bc1)
+    return torch.div(numerator, V.sqrt().div_(math.sqrt(bc2)).add_(eps)).div_(bc1)
 
 
 def adam_moments(R: torch.Tensor, state: dict, betas) -> tuple[torch.Tensor, torch.Tensor]:

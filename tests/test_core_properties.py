@@ -112,3 +112,29 @@ def test_online_pca_gradient_matches_autograd(k, l, r, seed, orth):
     loss.backward()
     grad, value = online_pca_grad(P.detach(), A, orth)
     assert torch.allclose(grad, P.grad, atol=1e-9) and math.isclose(value.item(), loss.item(), rel_tol=1e-9)
+
+
+@given(m=dims, n=dims, r=st.integers(1, 24), seed=seeds, side=st.sampled_from(["left", "right"]))
+def test_gram_and_svd_drivers_span_the_same_top_r_subspace(m, n, r, seed, side):
+    """Precondition: a spectral gap after the r-th singular value (prescribed spectrum with a factor-2 gap)."""
+    gen = torch.Generator().manual_seed(seed)
+    k = min(m, n)
+    r = min(r, k)
+    s = torch.cat([2.0 + torch.rand(r, generator=gen, dtype=torch.float64),
+                   torch.rand(k - r, generator=gen, dtype=torch.float64)])
+    G = subspace.stiefel(m, k, gen, dtype=torch.float64) @ torch.diag(s) @ subspace.stiefel(n, k, gen, dtype=torch.float64).mT
+    Q1, Q2 = subspace.svd_basis(G, r, side, driver="svd"), subspace.svd_basis(G, r, side, driver="gram")
+    assert torch.allclose(Q1 @ Q1.mT, Q2 @ Q2.mT, atol=1e-8)
+
+
+@given(k=dims, l=dims, r=st.integers(1, 12), seed=seeds)
+def test_online_pca_grad_reuses_the_projected_gradient(k, l, r, seed):
+    r = min(r, k)
+    gen = torch.Generator().manual_seed(seed)
+    P = torch.randn(k, r, generator=gen, dtype=torch.float64)
+    A = torch.randn(k, l, generator=gen, dtype=torch.float64)
+    g1, v1 = online_pca_grad(P, A, 0.1)
+    g2, v2 = online_pca_grad(P, A, 0.1, R=P.mT @ A)
+    assert torch.allclose(g1, g2, atol=1e-12) and torch.allclose(v1, v2, atol=1e-12)
+    g0, v0 = online_pca_grad(P, torch.zeros_like(A), 0.0)
+    assert torch.isfinite(g0).all() and float(v0) == 0.0 and float(g0.abs().max()) == 0.0
