@@ -221,3 +221,11 @@ def test_staggered_refresh_spreads_the_svds_over_the_period():
             if before[i] is None or not torch.equal(before[i], opt.state[W]["basis"]):
                 refreshed[i].append(t)
     assert refreshed == {0: [0, 8, 16], 1: [0, 6, 14], 2: [0, 4, 12], 3: [0, 2, 10]}
+
+
+def test_finite_gradient_whose_sum_overflows_is_not_rejected():
+    W = torch.nn.Parameter(torch.zeros(4, 4))
+    opt = subspace.make("adamw", [W], lr=1e-3)
+    W.grad = torch.full((4, 4), 3e38)  # finite entries, the sum overflows float32
+    opt.step()
+    assert torch.isfinite(W).all() and opt.state[W]["step"] == 1
