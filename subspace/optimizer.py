@@ -147,7 +147,7 @@ class SubspaceOptimizer(torch.optim.Optimizer):
     def _matrix_update(self, p, group, state, dtype) -> None:
         G = p.grad.reshape(p.shape[0], -1).to(dtype)
         m, n = G.shape
-        A, left = orient(G)
+        A, left = orient(G, group["side"])
         t = state["step"]
         Q = self._basis(p, G, A, left, group, state, dtype) if group["projector"] != "none" else None
         R = Q.mT @ A if Q is not None else A
@@ -191,10 +191,10 @@ class SubspaceOptimizer(torch.optim.Optimizer):
         period are spread over the period instead of all landing on one step (same cadence per parameter).
         """
         t, k = state["step"], A.shape[0]
+        r = min(int(group["rank"]), *G.shape)
         if group["refresh_stagger"] and "refresh_phase" not in state:
             params = group["params"]
             state["refresh_phase"] = next(i for i, q in enumerate(params) if q is p) * int(group["update_gap"]) // len(params)
-        r = min(int(group["rank"]), k)
         kind = group["projector"]
         if group["random_after"] is not None and t >= group["random_after"]:
             kind = "stiefel"

@@ -7,7 +7,7 @@ in every official code, otherwise from the cheaper Gram eigendecomposition, whic
 overridden by a keyword; ``dense_lr``, ``dense_betas``, ``dense_eps`` and ``dense_weight_decay`` tune the dense group.
 
 State-size formulas are per parameter, counted in elements of the state tensors, for W of shape m x n with
-k = min(m, n), l = max(m, n) and r = min(rank, k). Dense parameters (and any parameter of a dense group) hold Adam's
+k = min(m, n), l = max(m, n) (the projected and the other side when ``side`` forces one) and r = min(rank, m, n). Dense parameters (and any parameter of a dense group) hold Adam's
 two moments: 2 * numel. Scalars (step counters, the limiter's previous norm) are not counted.
 """
 from __future__ import annotations
@@ -43,17 +43,21 @@ def _register(name, doc, low_rank, state, official=None, dense=None):
     PRESETS[name] = Preset(name, doc.strip(), low_rank, official or {}, dense or {}, state)
 
 
-def _kl(m, n):
-    return min(m, n), max(m, n)
+def _kl(m, n, cfg):
+    """(k, l): the projected side and the other one (``side`` may force the larger side to be projected)."""
+    side = cfg.get("side", "auto")
+    if side == "auto":
+        return min(m, n), max(m, n)
+    return (m, n) if side == "left" else (n, m)
 
 
 def _adam_state(m, n, r, cfg):
-    k, l = _kl(m, n)
+    k, l = _kl(m, n, cfg)
     return k * r + 2 * r * l
 
 
 def _momentum_state(m, n, r, cfg):
-    k, l = _kl(m, n)
+    k, l = _kl(m, n, cfg)
     return k * r + r * l
 
 
@@ -158,7 +162,7 @@ decay 0.01 on P, HF eps 1e-6 for the weights.
 State: k r (P) + 2 k r (P's Adam moments) + 2 r l = 3 k r + 2 r l.
 """, dict(projector="online-pca", base="adam", moment_on_refresh="keep"),
     official=dict(pca_orth=0.0, pca_lr_rule="gap", pca_weight_decay=0.01, **_HF_ADAM),
-    state=lambda m, n, r, cfg: 3 * min(m, n) * r + 2 * r * max(m, n))
+    state=lambda m, n, r, cfg: 3 * _kl(m, n, cfg)[0] * r + 2 * r * _kl(m, n, cfg)[1])
 
 _register("adam-sn", """
 Adam with the Subset-Norm second moment (Nguyen & Nguyen 2025, §3; paper-claims §4.1):

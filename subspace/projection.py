@@ -1,7 +1,7 @@
 """Projectors: which r-dimensional subspace of the smaller side a gradient is compressed to, and when it changes.
 
 A gradient G (m x n) is oriented as A = G (m < n, left projection) or A = G^T (m >= n, right projection), so A is
-k x l with k = min(m, n) (GaLore's rule: compress the smaller side, state r x max(m, n)). A basis is a k x r matrix
+k x l with k = min(m, n) (GaLore's rule: compress the smaller side, state r x max(m, n); ``side`` may force one). A basis is a k x r matrix
 Q with orthonormal columns; the projected gradient is R = Q^T A (r x l) and the back-projection of a direction D is
 Q D. The SVD-based bases are computed from G in its own orientation, as the official GaLore code does, so that the
 singular-vector signs agree with it.
@@ -16,9 +16,10 @@ from .updates import adam_combine
 __all__ = ["orient", "refresh_due", "new_basis", "move_moments", "online_pca_grad", "online_pca_step"]
 
 
-def orient(G: torch.Tensor) -> tuple[torch.Tensor, bool]:
-    """Return (A, left): A = G if m < n (left projection) else G^T."""
-    left = G.shape[0] < G.shape[1]
+def orient(G: torch.Tensor, side: str = "auto") -> tuple[torch.Tensor, bool]:
+    """Return (A, left): A = G for a left projection, else G^T. ``side="auto"`` projects the smaller side
+    (left iff m < n, GaLore's rule); ``"left"``/``"right"`` force one (the GoLore simulation projects left)."""
+    left = G.shape[0] < G.shape[1] if side == "auto" else side == "left"
     return (G if left else G.mT), left
 
 

@@ -70,18 +70,19 @@ def test_dtype_preserved_and_finite(name, dtype):
 
 
 @pytest.mark.parametrize("shape", [(12, 20), (20, 12), (16, 16), (4, 3, 5)])
+@pytest.mark.parametrize("side", ["auto", "left", "right"])
 @pytest.mark.parametrize("name", NAMES)
-def test_state_bytes_equal_the_docstring_formula(name, shape):
+def test_state_bytes_equal_the_docstring_formula(name, shape, side):
     W = torch.nn.Parameter(torch.randn(*shape))
     b = torch.nn.Parameter(torch.randn(7))
-    opt = subspace.make(name, [W, b], lr=1e-3, **_hp(name))
+    opt = subspace.make(name, [W, b], lr=1e-3, **_hp(name, side=side))
     for _ in range(4):
         opt.zero_grad()
         (W.square().sum() + (W.sum(0) ** 3).sum() + b.square().sum()).backward()
         opt.step()
     for p, low in ((W, True), (b, False)):
         measured = sum(v.numel() * v.element_size() for v in opt.state[p].values() if torch.is_tensor(v))
-        assert measured == subspace.state_numel(name, p.shape, low_rank=low, **_hp(name)) * p.element_size()
+        assert measured == subspace.state_numel(name, p.shape, low_rank=low, **_hp(name, side=side)) * p.element_size()
 
 
 @pytest.mark.parametrize("name", NAMES)
