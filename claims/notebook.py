@@ -1,0 +1,39 @@
+"""Notebook helpers: run one claim, show its numbers and its figure inline (the notebooks stay thin wrappers)."""
+from __future__ import annotations
+
+import json
+
+from .registry import Outcome, default_registry
+from .runner import execute, from_jsonable, to_jsonable
+
+__all__ = ["show", "statement"]
+
+
+def statement(claim_id: str) -> str:
+    """The claim's statement and source, as registered."""
+    c = default_registry().get(claim_id)
+    return f"{c.id} ({c.source}): {c.statement}"
+
+
+def show(claim_id: str, scale: str = "quick", device: str = "cpu", figure: bool = True) -> Outcome:
+    """Run ``claim_id`` at ``scale``, print statement, measured, predicted, verdict and reason, draw its figure."""
+    c = default_registry().get(claim_id)
+    out = execute(c, scale=scale, device=device)
+    print(statement(claim_id))
+    for label, values in (("measured", out.measured), ("predicted", out.predicted)):
+        print(f"{label:>9}: {json.dumps(to_jsonable(values), default=str)[:600]}")
+    print(f"  verdict: {out.verdict}  ({out.reason})")
+    if out.detail:
+        print(f"   detail: {out.detail[:600]}")
+    if figure and c.draw is not None and out.rows:
+        from analysis import plotting
+        with plotting.style():
+            fig = c.draw(from_jsonable(to_jsonable(out.rows)))  # exactly what saved rows give
+        if fig is not None:
+            try:
+                from IPython.display import display
+                display(fig)
+            except ImportError:
+                pass
+            plotting.close(fig)
+    return out
