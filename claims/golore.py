@@ -79,7 +79,10 @@ def rademacher_means(n: int, batch: int, generator: torch.Generator) -> torch.Te
 
 def _make(optimizer: str, arm: str, p, *, lr: float, rank: int, gap: int, fraction: float | None,
           steps: int, seed: int):
-    """The core optimizer of one arm: full-parameter, GaLore (also its large-batch variant) or GoLore@x%."""
+    """The core optimizer of one arm: full-parameter, GaLore (also its large-batch variant) or GoLore@x%.
+
+    The subspace arms project from the left (P in R^{n x r}, R = P^T G), as the official simulation exp/main.py
+    does; the core's default rule would project the right side of this square matrix."""
     import subspace
     if arm == "full":
         if optimizer == "adamw":
@@ -87,10 +90,11 @@ def _make(optimizer: str, arm: str, p, *, lr: float, rank: int, gap: int, fracti
         return subspace.make("galore-sgdm", [p], lr=lr, projector="none")
     if arm in ("galore", "large-batch"):
         return subspace.make("galore" if optimizer == "adamw" else "galore-sgdm", [p], lr=lr, rank=rank,
-                             update_gap=gap, scale=1.0)
+                             update_gap=gap, scale=1.0, side="left")
     if arm == "golore":
         return subspace.make("golore" if optimizer == "adamw" else "golore-sgdm", [p], lr=lr, rank=rank,
-                             update_gap=gap, scale=1.0, golore_fraction=fraction, total_steps=steps, seed=seed)
+                             update_gap=gap, scale=1.0, golore_fraction=fraction, total_steps=steps, seed=seed,
+                             side="left")
     raise ValueError(f"unknown arm {arm!r}")
 
 
