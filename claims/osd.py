@@ -1,0 +1,743 @@
+"""Online Subspace Descent (Liang, Liu, Chen, Liu, "Memory-Efficient LLM Training with Online Subspace Descent",
+NeurIPS 2024, arXiv 2408.12857; official code ``kyleliang919/Online-Subspace-Descent@e694775``): the paper's
+Hamiltonian-descent theorem and its online-PCA projection update as runnable checks.
+
+Sources: ``../shared/reference/paper-claims.md`` §3.1 (Algorithm 1, online-PCA loss (6), lambda = 0.1 in the paper,
+no orthogonality term in the code), §3.2 (Hamiltonian+descent, Examples 2.2-2.4), §3.3 (system (7), Lyapunov identity
+(8), Examples 4.1-4.3, Assumption 4.4, Theorem 4.5).
+
+Ids
+* ``osd.thm4.5``: H never increases along a small-step discretisation of system (7) for momentum, Adam (a >= b/4)
+  and Lion-K under online PCA and under an arbitrary (non-orthonormal, time-varying) projection; the gradients of
+  the runs that meet the theorem's hypotheses go to zero.
+* ``osd.adam-a-below-b4``: the statement "H is non-increasing for Adam with a < b/4" (outside the theorem), checked
+  literally: violated, smallest counterexample reported.
+* ``osd.online-pca-stationarity``: the conclusion of Theorem 4.5 for OSD's *own* projection dynamics (online-PCA
+  gradient flow, eq. (6)).  Assumption 4.4(ii) fails for it (the set {P : P^T G = 0} is invariant), and trajectories
+  do stall at non-stationary points: violated, with the smallest counterexample.
+* ``osd.online-pca``: the core's online-PCA update (``subspace.projection.online_pca_step``, what the ``osd`` preset
+  runs) converges to the top-r subspace of a fixed matrix, with the paper's lambda = 0.1 and the code's lambda = 0.
+
+Everything continuous-time goes through ``analysis.hamiltonian.osd_hamiltonian`` (explicit Euler with a rigorous
+per-step bound on the second-order remainder, the "discretisation tolerance").  Problems come from ``synthetic``.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import warnings
+
+import numpy as np
+import torch
+
+from claims import verdicts as V
+from claims.registry import Outcome, claim
+
+PAPER = "OSD"
+
+#: "Gradients go to zero": the gradient norm at the accumulation point must lie below STATIONARY_FRACTION times the
+#: starting gradient norm (two decades; fixed before any run, the theorem has no rate to derive it from).
+STATIONARY_FRACTION = 1e-2
+
+__all__ = ["smooth_problem", "drifting_projection", "track", "limit_gradient_interval", "stationarity_verdict",
+           "online_pca_trajectory", "davis_kahan_bound", "STATIONARY_FRACTION", "OPTIMIZERS"]
+
+#: Optimizers of system (7) (Examples 4.1-4.3) with their constants.  ``small_step``: with h = 0.02 and l = 6.25 the
+#: Euler step is small against the vector field's Lipschitz constant, h * Lip <= 1/8 (momentum: h a l = 0.125; Adam:
+#: the field gains 1/e over momentum's, so e = 1; Lion-K: grad K is 1/mu-Lipschitz and meets b l, so
+#: mu = 8 h b l = 0.3), and the field is C^1 -- the setting of the theorem's stationarity conclusion.
+OPTIMIZERS = {
+    "momentum": dict(optimizer="momentum", a=1.0, small_step=True),
+    "adam": dict(optimizer="adam", a=1.0, b=1.0, e=1.0, small_step=True),                  # a = 4 (b/4)
+    "adam(a=b/4)": dict(optimizer="adam", a=1.0, b=4.0, e=1.0, small_step=True),           # the boundary case
+    "lion": dict(optimizer="lion", a=1.0, b=0.3, K="smooth", mu=0.3, small_step=True),     # pseudo-Huber K
+    "adam(e=1e-8)": dict(optimizer="adam", a=1.0, b=1.0, e=1e-8, small_step=False),        # Lip ~ 1/e near V = 0
+    "lion(l1)": dict(optimizer="lion", a=1.0, b=0.3, K="l1", small_step=False),            # K = ||.||_1, not C^1
+}
+#: Outside the theorem (a < b/4): tracked in ``osd.thm4.5`` as a measured entry, judged in ``osd.adam-a-below-b4``.
+BELOW_B4 = dict(optimizer="adam", a=0.05, b=1.0, e=1e-8, small_step=False)
+
+
+# ---------------------------------------------------------------------------------------------- helpers
+
+def smooth_problem(generator: torch.Generator, *, spectrum=(1.5, 1.2, 1.0, 0.9), m: int = 4, n: int = 3, p: int = 6,
+                   rho: float = 2.0):
+    """``synthetic.SmoothMatrixProblem`` f(W) = 1/2||AW - Y||^2 + rho sum W^2/(1+W^2) with A's singular values
+    ``spectrum`` (non-convex: rho/2 > lambda_min(A^T A); coercive: A has full column rank), as numpy closures
+    (loss, grad) for ``osd_hamiltonian``, plus the problem (L = ||A||^2 + 2 rho)."""
+    from synthetic import SmoothMatrixProblem
+    prob = SmoothMatrixProblem.with_spectrum(list(spectrum), m=m, n=n, p=p, rho=rho, generator=generator)
+    A, Y, r = prob.A.double().numpy(), prob.Y.double().numpy(), float(prob.rho)
+
+    def loss(W):
+        R = A @ W - Y
+        W2 = W * W
+        return 0.5 * float((R * R).sum()) + r * float((W2 / (1 + W2)).sum())
+
+    def grad(W):
+        return A.T @ (A @ W - Y) + r * 2 * W / (1 + W * W) ** 2
+
+    # the closures are the problem's oracle (checked once, at a random point)
+    Wt = torch.randn(m, n, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    if not np.allclose(grad(Wt.numpy()), prob.grad(Wt).numpy(), rtol=1e-12, atol=1e-12):
+        raise AssertionError("numpy gradient disagrees with SmoothMatrixProblem.grad")
+    return prob, loss, grad
+
+
+def drifting_projection(P0: np.ndarray, B: np.ndarray, *, scale: float, seed: int, wobble: float = 0.5):
+    """An arbitrary smooth projection schedule t -> expm(t Omega) P0 (I + wobble sin(t) B): a random rotation of the
+    subspace (``analysis.hamiltonian.rotation_schedule``) times a time-varying r x r distortion, so P(t) is *not*
+    orthonormal (||B||_2 = 1 and wobble < 1 keep it full rank, singular values in [1 - wobble, 1 + wobble])."""
+    from analysis.hamiltonian import rotation_schedule
+    rot = rotation_schedule(P0, scale=scale, seed=seed)
+    eye = np.eye(P0.shape[1])
+
+    def schedule(t: float) -> np.ndarray:
+        return rot(t) @ (eye + wobble * math.sin(t) * B)
+
+    return schedule
+
+
+def _osd_kwargs(spec: dict) -> dict:
+    return {k: v for k, v in spec.items() if k != "small_step"}
+
+
+def track(loss, grad, W0, P0, spec: dict, projection, *, h: float, steps: int, smoothness: float,
+          tail_chunks: int = 20, chunk: int = 10, pca_rate: float = 5.0, pca_lambda: float = 0.1, M0=None, V0=None):
+    """Integrate system (7) with ``osd_hamiltonian`` for ``steps`` Euler steps, then ``tail_chunks`` more chunks of
+    ``chunk`` steps each continued from the final state (same trajectory, same tolerance), recording the
+    displacement ||W_{j+chunk} - W_j||_F of every chunk (for :func:`limit_gradient_interval`).
+
+    ``projection``: "pca" (online-PCA flow, rate ``pca_rate``, ``pca_lambda``) or a schedule t -> P(t).
+    Returns a dict: the main trajectory ``tr``, every increment and tolerance (main + tail), the chunk
+    displacements, the final gradient norm and the final state.
+    """
+    from analysis.hamiltonian import osd_hamiltonian
+    kw = _osd_kwargs(spec)
+    common = dict(h=h, smoothness=smoothness, pca_rate=pca_rate, pca_lambda=pca_lambda)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a diverging run is recorded as NaN, not an error
+        tr = osd_hamiltonian(loss, grad, W0, P0, projection=projection, steps=steps, M0=M0, V0=V0, **common, **kw)
+        incs, tols, disp, gnorm = [tr.increments], [tr.tolerance], [], [tr.grad_norm]
+        W, P, M, Vs, t = tr.W, tr.P, tr.M, tr.V, steps * h
+        for _ in range(tail_chunks):
+            proj = projection if projection == "pca" else (lambda s, t0=t: projection(t0 + s))
+            tj = osd_hamiltonian(loss, grad, W, P, projection=proj, steps=chunk, M0=M, V0=Vs, **common, **kw)
+            incs.append(tj.increments)
+            tols.append(tj.tolerance)
+            gnorm.append(tj.grad_norm[1:])
+            disp.append(float(np.linalg.norm(tj.W - W)))
+            W, P, M, Vs, t = tj.W, tj.P, tj.M, tj.V, t + chunk * h
+    return {"tr": tr, "increments": np.concatenate(incs), "tolerance": np.concatenate(tols),
+            "displacements": np.asarray(disp), "grad_norm": np.concatenate(gnorm), "W": W, "P": P, "M": M, "V": Vs,
+            "g0": float(tr.grad_norm[0]), "gK": float(np.concatenate(gnorm)[-1]), "chunk": chunk,
+            "proj_grad_final": float(np.linalg.norm(P.T @ grad(W)))}
+
+
+def limit_gradient_interval(gK: float, displacements, smoothness: float, *, scale: float = 1.0
+                            ) -> tuple[float, float, float]:
+    """An interval [lo, hi] for ||grad L(W_inf)|| at the accumulation point of a run, from its last chunks.
+
+    With D_j the displacements of the last 2w chunks (those below the round-off level 64 eps (1 + ``scale``) count
+    as 0), A_1 = max over the first w, A_2 = max over the last w and q = A_2 / A_1: if q < 1 the remaining path is
+    extrapolated geometrically, R = w A_2 q / (1 - q) >= sum of the future chunk displacements >= ||W_inf - W_K||
+    (triangle inequality); if A_2 = 0, R = 0; otherwise (no contraction yet) R = inf.  Lipschitz gradients then
+    give ||grad L(W_inf)|| in [gK - l R, gK + l R].  Returns (lo, hi, R); NaNs when there is no tail.
+    """
+    D = np.asarray(displacements, dtype=np.float64)
+    if D.size < 2 or not np.all(np.isfinite(D)) or not math.isfinite(gK):
+        return float("nan"), float("nan"), float("nan")
+    D = np.where(D <= 64 * np.finfo(np.float64).eps * (1.0 + scale), 0.0, D)
+    w = D.size // 2
+    A1, A2 = float(D[-2 * w:-w].max()), float(D[-w:].max())
+    if A2 == 0.0:
+        R = 0.0
+    elif A2 < A1:
+        q = A2 / A1
+        R = w * A2 * q / (1.0 - q)
+    else:
+        R = math.inf
+    return max(0.0, gK - smoothness * R), gK + smoothness * R, R
+
+
+def stationarity_verdict(run: dict, smoothness: float, name: str):
+    """Three-valued stationarity rule for one run (``ci_at_most`` on the interval of :func:`limit_gradient_interval`):
+    holds if the whole interval for ||grad L(W_inf)|| lies below tau = STATIONARY_FRACTION ||grad L(W_0)||,
+    violated if it lies wholly above tau (the run converges to a non-stationary point), inconclusive otherwise
+    (still moving: a finite run cannot refute an asymptotic statement)."""
+    lo, hi, R = limit_gradient_interval(run["gK"], run["displacements"], smoothness,
+                                        scale=float(np.linalg.norm(run["W"])))
+    tau = STATIONARY_FRACTION * run["g0"]
+    return V.ci_at_most(lo, hi, tau, name=name), (lo, hi, R, tau)
+
+
+def _h_verdict(run: dict, name: str):
+    return V.upper_bound(run["increments"], run["tolerance"], name=name)
+
+
+def _traj_rows(run: dict, method: str, projection: str, h: float, n_points: int = 100, seed: int = 0, **extra):
+    tr = run["tr"]
+    K = tr.H.size - 1
+    stride = max(1, K // n_points)
+    idx = sorted(set(range(0, K + 1, stride)) | {K})
+    return [{"method": method, "projection": projection, "seed": seed, "step": int(k), "t": float(tr.t[k]),
+             "H": float(tr.H[k]), "dHdt": float(tr.dHdt[k]), "grad_norm": float(tr.grad_norm[k]),
+             "projected_grad_norm": float(tr.projected_grad_norm[k]), "loss": float(tr.loss[k]), **extra}
+            for k in idx]
+
+
+def _finite(x: float):
+    return float(x) if math.isfinite(x) else ("inf" if x > 0 else "nan")
+
+
+# ---------------------------------------------------------------------------------------------- Theorem 4.5
+
+def _thm45_settings(ctx):
+    return ctx.by_scale(quick=dict(h=0.02, long=3000, short=1500, tail_chunks=32, chunk=20),
+                        full=dict(h=0.02, long=20000, short=8000, tail_chunks=64, chunk=20))
+
+
+@claim(id="osd.thm4.5", paper=PAPER, source="OSD, Theorem 4.5, system (7), eq. (8), Examples 4.1-4.3; "
+                                            "paper-claims §3.3",
+       statement="Along a small-step discretisation of system (7) the Hamiltonian never increases (beyond the "
+                 "Euler remainder) for momentum, Adam with a >= b/4 and Lion-K, under online-PCA and under an "
+                 "arbitrary projection schedule; trajectories that meet the theorem's hypotheses converge to "
+                 "stationary points (||grad L|| -> 0).")
+def thm45(ctx):
+    """Theorem 4.5 (and the Lyapunov identity (8) behind it) on a smooth non-convex matrix problem.
+
+    Statement.  System (7): dW/dt = P dH/dS^ - Phi(dH/dW), dS^/dt = -P^T dH/dW - Psi(dH/dS^), dP/dt = Gamma(P,
+    grad L).  By adjointness the cross terms cancel, so dH/dt = -||dH/dW||_Phi^2 - ||dH/dS||_Psi^2 <= 0 for *any*
+    Gamma (eq. (8)); Examples 4.1-4.3: momentum (H = L + ||M||^2/2a), Adam (H = L + <M/(sqrt V + e), M>/2a,
+    dH/dt <= 0 when a >= b/4), Lion-K (H = a L + K((1-b)M)/(1-b)).  Theorem 4.5: under Assumption 4.4 (C^1
+    functions; (i) dH/dt = 0 => P^T grad L = 0 and dW/dt = 0; (ii) {P : P^T G = 0} not positively invariant
+    for a constant G != 0), every accumulation point of a bounded solution is a stationary point of L.
+
+    Problem.  ``synthetic.SmoothMatrixProblem.with_spectrum((1.5, 1.2, 1, 0.9), m=4, n=3, p=6, rho=2)``:
+    f(W) = 1/2||AW - Y||^2 + rho sum W^2/(1+W^2), L = ||A||^2 + 2 rho = 6.25 (exact smoothness, used by the
+    tolerance), non-convex (rho/2 > lambda_min(A^T A)) and coercive (bounded trajectories).  Rank r = 2.
+    W0 ~ N(0, 1), P0 uniform on St(4, 2), M0 = 0, V0 = 1, one start, all from ``ctx.generator``.
+    Optimizers (``OPTIMIZERS``), small-step ones (h * Lip <= 1/8, see ``OPTIMIZERS``): momentum a = 1; Adam a = 1,
+    b = 1, e = 1; Adam on the boundary a = b/4 (a = 1, b = 4, e = 1); Lion-K with pseudo-Huber K (mu = 0.3), a = 1,
+    b = 0.3.  Not small-step (H check only): Adam with e = 1e-8 (Lipschitz ~1/e near V = 0: the Euler iterates
+    chatter at a gradient floor proportional to h) and Lion with K = ||.||_1 (not C^1: sign chattering).
+    Projections: "online-pca" (Gamma = -alpha grad_P of loss (6), lambda = 0.1, alpha = 1) and "drift"
+    (``drifting_projection``: a random rotation of the subspace at speed 2 times a time-varying r x r distortion,
+    so P(t) is neither orthonormal nor tied to the gradient; it satisfies Assumption 4.4(ii)).
+    Discretisation: explicit Euler, h = 0.02; the judged stationarity runs take 3000 (full: 20000) steps plus
+    32 (64) continuation chunks of 20 steps (>= 2 pi of time per half, a period of the drift); the others 1500
+    (8000) steps.
+
+    Measured.  (a) every per-step increment H_{k+1} - H_k and its tolerance (``analysis.hamiltonian``: a rigorous
+    bound on the Lagrange remainder of the step from the exact smoothness l, plus 1000 eps round-off), per
+    (optimizer, projection); (b) for the runs meeting all the theorem's hypotheses -- the small-step C^1
+    optimizers under the drifting projection -- an interval for ||grad L|| at the accumulation point
+    (:func:`limit_gradient_interval`: final gradient +- l x geometrically extrapolated remaining path).
+    Rule.  (a) ``upper_bound(increments, tolerance)`` for all 12 pairs; (b) ``ci_at_most`` of that interval
+    against tau = 1e-2 ||grad L(W0)|| (the threshold: two decades below the run's starting gradient; holds: the
+    whole interval lies below tau, violated: wholly above, inconclusive: still moving -- a finite run cannot refute
+    an asymptotic statement).  The claim holds iff all 16 parts hold.
+    Not in the verdict (recorded in ``measured``): the online-PCA runs' gradients, because Assumption 4.4(ii) fails
+    for the online-PCA flow (judged in ``osd.online-pca-stationarity``); Adam with a = 0.05 < b/4 = 0.25 (outside
+    the theorem; judged in ``osd.adam-a-below-b4``), whose H(t) is drawn with the others.
+    Known behaviour: other starts of this non-convex problem can sit near a saddle past the horizon (their
+    interval then straddles tau: inconclusive, not violated).
+    """
+    cfg = _thm45_settings(ctx)
+    h = cfg["h"]
+    prob, loss, grad = smooth_problem(ctx.generator("problem", 0, device="cpu"))
+    ell = prob.L
+    m, n, r = prob.m, prob.n, 2
+    W0 = torch.randn(m, n, generator=ctx.generator("W0", 0, device="cpu"), dtype=torch.float64).numpy()
+    from subspace import stiefel
+    P0 = stiefel(m, r, ctx.generator("P0", 0, device="cpu"), dtype=torch.float64).numpy()
+    Bm = ctx.rng("distortion", 0).standard_normal((r, r))
+    Bm /= np.linalg.norm(Bm, 2)
+    drift = drifting_projection(P0, Bm, scale=2.0, seed=ctx.seed("rotation", 0))
+    ctx.config.update({"problem": "SmoothMatrixProblem.with_spectrum((1.5,1.2,1,0.9), m=4, n=3, p=6, rho=2)",
+                       "L": ell, "rank": r, "h": h, "pca_rate": 1.0, "pca_lambda": 0.1, "rotation_speed": 2.0,
+                       "wobble": 0.5, "stationary_fraction": STATIONARY_FRACTION})
+    specs = dict(OPTIMIZERS)
+    specs["adam(a<b/4)"] = BELOW_B4
+    rows, h_parts, s_parts, measured = [], [], [], {"pairs": {}}
+    for proj_name, projection in (("online-pca", "pca"), ("drift", drift)):
+        for name, spec in specs.items():
+            in_thm = name != "adam(a<b/4)"
+            judged = spec["small_step"] and proj_name == "drift"
+            run = track(loss, grad, W0, P0, spec, projection, h=h, steps=cfg["long"] if judged else cfg["short"],
+                        smoothness=ell, tail_chunks=cfg["tail_chunks"] if judged else 0, chunk=cfg["chunk"],
+                        pca_rate=1.0)
+            hv = _h_verdict(run, f"{name}/{proj_name}: H increments vs tolerance")
+            entry = {}
+            if judged:
+                sv, (lo, hi, R, tau) = stationarity_verdict(run, ell, f"{name}/{proj_name}: ||grad L(W_inf)||")
+                s_parts.append(sv)
+                entry = {"grad_limit_interval": [_finite(lo), _finite(hi)], "tau": tau, "stationarity_rule": sv.value}
+            if in_thm:
+                h_parts.append(hv)
+            inc, tol = run["increments"], run["tolerance"]
+            measured["pairs"][f"{name}/{proj_name}"] = {
+                "max_increase": float(np.nanmax(inc)), "worst_excess": float(np.nanmax(inc - tol)),
+                "max_tolerance": float(np.nanmax(tol)), "H0": float(run["tr"].H[0]), "H_end": float(run["tr"].H[-1]),
+                "grad0": run["g0"], "grad_final": run["gK"], "proj_grad_final": run["proj_grad_final"],
+                "steps": int(inc.size), "in_theorem": in_thm, "H_rule": hv.value, **entry}
+            rows += _traj_rows(run, name, proj_name, h, a=spec["a"], b=spec.get("b"), in_theorem=in_thm)
+            ctx.log(f"{name}/{proj_name}: worst excess {np.nanmax(inc - tol):.3g}, grad {run['g0']:.3g} -> "
+                    f"{run['gK']:.3g}")
+    pairs = measured["pairs"]
+    theorem_pairs = [k for k, v in pairs.items() if v["in_theorem"]]
+    below = [pairs[f"adam(a<b/4)/{p}"] for p in ("online-pca", "drift")]
+    measured.update({
+        "max_worst_excess_in_theorem": max(pairs[k]["worst_excess"] for k in theorem_pairs),
+        "pairs_H_non_increasing": f"{sum(pairs[k]['H_rule'] == 'holds' for k in theorem_pairs)}/{len(theorem_pairs)}",
+        "stationary_runs": f"{sum(v.value == 'holds' for v in s_parts)}/{len(s_parts)}",
+        "grad_final_over_grad0": {k: v["grad_final"] / v["grad0"] for k, v in pairs.items()},
+        "a_below_b4_worst_excess": max(v["worst_excess"] for v in below),
+    })
+    measured = {k: measured[k] for k in ("pairs_H_non_increasing", "stationary_runs", "max_worst_excess_in_theorem",
+                                         "a_below_b4_worst_excess", "grad_final_over_grad0", "pairs")}
+    predicted = {"worst_excess_at_most": 0.0, "dHdt": "<= 0 for any Gamma (eq. 8)",
+                 "grad_limit_at_most": f"{STATIONARY_FRACTION:g} x ||grad L(W0)||", "adam_condition": "a >= b/4"}
+    pca_ratios = {k.rsplit("/", 1)[0]: v for k, v in measured["grad_final_over_grad0"].items()
+                  if k.endswith("/online-pca")}
+    detail = (f"{len(theorem_pairs)} (optimizer, projection) pairs, h = {h}, L = {ell:.4g}; stationarity judged on "
+              f"{len(s_parts)} small-step drift runs (tau = {STATIONARY_FRACTION:g} x ||grad L(W0)|| = "
+              f"{STATIONARY_FRACTION * pairs['momentum/drift']['grad0']:.3g}). Outside the verdict: Adam "
+              f"a = 0.05 < b/4 exceeds the tolerance by up to {measured['a_below_b4_worst_excess']:.3g} "
+              f"(osd.adam-a-below-b4); "
+              f"final/initial gradient under online PCA: " + ", ".join(f"{k} {v:.2g}" for k, v in pca_ratios.items()))
+    return Outcome(measured=measured, predicted=predicted, verdict=V.all_of(h_parts + s_parts), detail=detail,
+                   rows=rows)
+
+
+#: One colour per optimizer of system (7) in the OSD figures.
+OPT_COLORS = {"momentum": "#1f77b4", "adam": "#ff7f0e", "adam(a=b/4)": "#9467bd", "adam(e=1e-8)": "#8c564b",
+              "lion": "#2ca02c", "lion(l1)": "#17becf", "adam(a<b/4)": "#d62728"}
+
+
+def _draw_H(rows, projections, ylabel_H="$H(t)$"):
+    from analysis import plotting as P
+    fig, axes = P.new_figure(columns=2, nrows=2, ncols=len(projections), squeeze=False)
+    for j, proj in enumerate(projections):
+        sub = [r for r in rows if r.get("projection") == proj]
+        for row, key in ((0, "H"), (1, "grad_norm")):
+            for method, (x, y) in P.series(sub, x="t", y=key).items():
+                P.plot_measured(axes[row, j], x, np.maximum(y, 1e-300), label=str(method),
+                                color=OPT_COLORS.get(method, P.method_color(str(method))),
+                                linestyle="--" if "<" in str(method) else "-")
+        P.finish(axes[0, j], ylabel=ylabel_H, title=f"projection: {proj}", logy=True, legend=(j == 0), fontsize=5)
+        P.finish(axes[1, j], xlabel="time $t$", ylabel=r"$\|\nabla L(W_t)\|_F$", logy=True, legend=False)
+    return fig
+
+
+@thm45.figure
+def _draw_thm45(rows):
+    return _draw_H(rows, ("online-pca", "drift"))
+
+
+# ---------------------------------------------------------------------------------------------- a < b/4
+
+@claim(id="osd.adam-a-below-b4", paper=PAPER, source="OSD, Examples 2.3 and 4.2 (condition a >= b/4); "
+                                                    "paper-claims §3.2-3.3",
+       statement="H = L + (1/2a)<M/(sqrt V + e), M> is non-increasing along Adam's continuous-time system (7) also "
+                 "when a < b/4 (the case Example 4.2 / Theorem 4.5 exclude).")
+def adam_below_b4(ctx):
+    """The a >= b/4 condition of Adam's Hamiltonian (OSD Examples 2.3 / 4.2), checked literally for a < b/4.
+
+    Statement checked (outside the theorem, which assumes a >= b/4): H is non-increasing for Adam with a < b/4.
+    Analysis (``analysis.hamiltonian`` docstring): with D = sqrt V + e,
+        dH/dt = -sum (M^2/D) [1 + (b/4a) (G^2 - V)/(D sqrt V)],
+    so at G^ = P^T grad L = 0 (a minimiser) with M != 0 the bracket is 1 - (b/4a) sqrt V/D < 0 when a < b/4, and H
+    rises: predicted dH/dt(0) = (b sqrt V0/(4a D0) - 1) sum M0^2/D0.
+    Counterexamples (each integrated by explicit Euler, h = 1e-3, 200 steps, e = 1e-8, V0 = 1, b = 1):
+    (i) the smallest: m = n = r = 1, L(w) = (w - 1)^2/2 (``analysis.hamiltonian.quadratic_loss``), w0 = 1 (the
+    minimiser), P = 1 fixed, M0 = sqrt(10), for a in {0.05, 0.1, 0.2, 0.24} (< b/4) and, as controls, a in
+    {0.25, 1} (>= b/4); (ii) a matrix case: L = 1/2||AW - B||^2 with A (5 x 4), B (5 x 3) Gaussian, W0 the
+    least-squares minimiser, r = 2, P0 uniform on St(4, 2), M0 Gaussian rescaled to sum M0^2 = 10, a = 0.05, under
+    a fixed P, the online-PCA flow and a rotating projection (H does not depend on P, so none can help).
+    Measured: dH/dt(0) (against the closed form), max_k (H_{k+1} - H_k - tolerance_k), H(0) and max_k H_k.
+    Rule: ``upper_bound(increments, tolerance)`` on every a < b/4 run; the statement is violated as soon as one
+    increment exceeds the rigorous Euler-remainder tolerance.  The a >= b/4 controls are recorded (expected to hold).
+    """
+    from analysis.hamiltonian import osd_hamiltonian, quadratic_loss, rotation_schedule
+    from subspace import stiefel
+    h, steps, b, e = 1e-3, 200, 1.0, 1e-8
+    ctx.config.update({"h": h, "steps": steps, "b": b, "e": e, "V0": 1.0, "sum_M0_sq": 10.0})
+    rows, parts, measured = [], [], {"scalar": {}, "matrix": {}}
+
+    def analytic(M0, V0, a):
+        D = np.sqrt(V0) + e
+        return float(((b * np.sqrt(V0) / (4 * a * D) - 1.0) * M0 ** 2 / D).sum())
+
+    # (i) scalar
+    loss, grad, ell = quadratic_loss(np.ones((1, 1)), np.ones((1, 1)))
+    M0, V0 = np.full((1, 1), math.sqrt(10.0)), np.ones((1, 1))
+    for a in (0.05, 0.1, 0.2, 0.24, 0.25, 1.0):
+        tr = osd_hamiltonian(loss, grad, np.ones((1, 1)), np.ones((1, 1)), optimizer="adam", a=a, b=b, e=e, h=h,
+                             steps=steps, projection="fixed", smoothness=ell, M0=M0, V0=V0)
+        v = V.upper_bound(tr.increments, tr.tolerance, name=f"scalar a={a:g}: H increments vs tolerance")
+        if a < b / 4:
+            parts.append(v)
+        measured["scalar"][f"a={a:g}"] = {"dHdt0": float(tr.dHdt[0]), "dHdt0_closed_form": analytic(M0, V0, a),
+                                          "H0": float(tr.H[0]), "H_max": float(tr.H.max()),
+                                          "worst_excess": tr.worst_excess, "rule": v.value}
+        rows += [{"method": f"adam a={a:g}", "case": "scalar", "projection": "fixed", "seed": 0, "step": int(k),
+                  "t": float(tr.t[k]), "H": float(tr.H[k]), "dHdt": float(tr.dHdt[k]), "a": a, "b": b}
+                 for k in range(0, steps + 1, 4)]
+    # (ii) matrix
+    rng = ctx.rng("matrix", 0)
+    A, Bm = rng.standard_normal((5, 4)), rng.standard_normal((5, 3))
+    loss, grad, ell = quadratic_loss(A, Bm)
+    W_star = np.linalg.lstsq(A, Bm, rcond=None)[0]
+    P0 = stiefel(4, 2, ctx.generator("P0", 0, device="cpu"), dtype=torch.float64).numpy()
+    Mm = rng.standard_normal((2, 3))
+    Mm *= math.sqrt(10.0 / float((Mm ** 2).sum()))
+    Vm = np.ones((2, 3))
+    a = 0.05
+    for proj_name, proj in (("fixed", "fixed"), ("online-pca", "pca"),
+                            ("rotation", rotation_schedule(P0, scale=3.0, seed=ctx.seed("rotation", 0)))):
+        tr = osd_hamiltonian(loss, grad, W_star, P0, optimizer="adam", a=a, b=b, e=e, h=h, steps=steps,
+                             projection=proj, pca_rate=5.0, smoothness=ell, M0=Mm, V0=Vm)
+        v = V.upper_bound(tr.increments, tr.tolerance, name=f"matrix a={a:g}/{proj_name}: H increments vs tolerance")
+        parts.append(v)
+        measured["matrix"][proj_name] = {"dHdt0": float(tr.dHdt[0]), "dHdt0_closed_form": analytic(Mm, Vm, a),
+                                         "H0": float(tr.H[0]), "H_max": float(tr.H.max()),
+                                         "worst_excess": tr.worst_excess, "rule": v.value}
+        rows += [{"method": f"adam a={a:g}", "case": "matrix", "projection": proj_name, "seed": 0, "step": int(k),
+                  "t": float(tr.t[k]), "H": float(tr.H[k]), "dHdt": float(tr.dHdt[k]), "a": a, "b": b}
+                 for k in range(0, steps + 1, 4)]
+    s = measured["scalar"]["a=0.05"]
+    measured["smallest_counterexample"] = {
+        "dims": "m = n = r = 1", "loss": "(w - 1)^2 / 2", "w0": 1.0, "M0": math.sqrt(10.0), "V0": 1.0, "a": 0.05,
+        "b": b, "dHdt0": s["dHdt0"], "H0": s["H0"], "H_max": s["H_max"]}
+    measured["largest_a_violating"] = max((float(k[2:]) for k, v in measured["scalar"].items()
+                                           if v["rule"] == "violated"), default=None)
+    measured = {"dHdt0": s["dHdt0"], "H0": s["H0"], "H_max": s["H_max"], **measured}
+    predicted = {"dHdt0_closed_form_a0.05": analytic(M0, V0, 0.05), "non_increasing_iff": "a >= b/4",
+                 "H_increments_at_most": "Euler remainder tolerance"}
+    detail = (f"smallest counterexample: m=n=r=1 at the minimiser, M0^2 = 10, V0 = 1, a = 0.05, b = 1: "
+              f"dH/dt(0) = {s['dHdt0']:.4g} (closed form {s['dHdt0_closed_form']:.4g}), H {s['H0']:.4g} -> max "
+              f"{s['H_max']:.4g}; matrix case: H {measured['matrix']['fixed']['H0']:.4g} -> max "
+              f"{measured['matrix']['fixed']['H_max']:.4g}, the same under online PCA and rotation")
+    return Outcome(measured=measured, predicted=predicted, verdict=V.all_of(parts), detail=detail, rows=rows)
+
+
+@adam_below_b4.figure
+def _draw_below_b4(rows):
+    from analysis import plotting as P
+    fig, axes = P.new_figure(columns=2, nrows=1, ncols=2, squeeze=False)
+    sc = [r for r in rows if r.get("case") == "scalar"]
+    for method, (x, y) in P.series(sc, x="t", y="H").items():
+        a = float(str(method).split("=")[1])
+        P.plot_measured(axes[0, 0], x, y, method, linestyle="--" if a < 0.25 else "-")
+    P.finish(axes[0, 0], xlabel="time $t$", ylabel="$H(t)$", title="scalar, at the minimiser (b = 1)", logy=True,
+             fontsize=5)
+    mx = [r for r in rows if r.get("case") == "matrix"]
+    for proj, (x, y) in P.series(mx, x="t", y="H", by="projection").items():
+        P.plot_measured(axes[0, 1], x, y, label=str(proj))
+    P.finish(axes[0, 1], xlabel="time $t$", ylabel="$H(t)$", title="4x3, r = 2, a = 0.05 < b/4")
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------- online-PCA stationarity
+
+@claim(id="osd.online-pca-stationarity", paper=PAPER,
+       source="OSD, Theorem 4.5 with Assumption 4.4(ii), online-PCA update eq. (6); paper-claims §3.1, §3.3",
+       statement="With OSD's own projection dynamics (Gamma = the online-PCA gradient flow of loss (6)), bounded "
+                 "trajectories of system (7) converge to stationary points of L (Theorem 4.5's conclusion; "
+                 "requires Assumption 4.4(ii): {P : P^T G = 0} is not positively invariant).")
+def online_pca_stationarity(ctx):
+    """Does Theorem 4.5 cover OSD with its online-PCA projection update?
+
+    Analysis.  For Gamma(P, G) = -alpha grad_P [||P P^T G~ - G~||^2 + lambda ||P^T P - I||^2] and P^T G = 0, the
+    data term's gradient 2(E P^T G~^T + G~ E^T P) vanishes (E = -G~, G~^T P = 0), leaving -4 alpha lambda P(P^T P - I),
+    which keeps P^T G = 0.  So {P : P^T G = 0} IS positively invariant: Assumption 4.4(ii) fails, and a point with
+    P^T grad L(W) = 0, M^ = 0 is an equilibrium of (7) whatever grad L(W) is.  Theorem 4.5 therefore says nothing
+    about OSD's own projection; this claim checks its conclusion there directly.
+    Runs (explicit Euler via ``analysis.hamiltonian``; continuation chunks as in ``osd.thm4.5``):
+    (i) the smallest counterexample: m = 2, n = 1, r = 1, L(W) = 1/2||W - B||^2 with B = (1, 0)^T, W0 = 0,
+    P0 = (0, 1)^T (orthogonal to grad L(W0) = -B), M0 = 0, momentum a = 1, lambda = 0.1, alpha = 1;
+    (ii) generic starts: the non-convex problem of ``osd.thm4.5`` (same draw), the small-step momentum (a = 1) and
+    Lion-K (pseudo-Huber mu = 0.3, a = 1, b = 0.3) of ``OPTIMIZERS``, P-flow rates alpha in {0.25, 1} (quick) /
+    {0.25, 0.5, 1, 2} (full) -- alpha <= 2 keeps h alpha ||grad^2 L_pca|| <= 4 h alpha <= 1/6 a small step for P
+    too -- 2 (4) random starts (W0 ~ N(0,1), P0 uniform on St(4, 2)), h = 0.02, 2000 (8000) steps plus 32 x 20
+    continuation steps.
+    Measured per run: ||grad L|| at the start and end, ||P^T grad L|| at the end, and the interval for ||grad L|| at
+    the accumulation point (final gradient +- l x extrapolated remaining path, ``limit_gradient_interval``).
+    Rule: the stationarity rule of ``osd.thm4.5`` (``ci_at_most`` of that interval against tau = 1e-2 ||grad
+    L(W0)||) on every run; the statement is violated if any run converges to a point whose gradient interval lies
+    wholly above tau.  Also reported: how many generic starts stall.
+    """
+    from analysis.hamiltonian import quadratic_loss
+    from subspace import stiefel
+    cfg = ctx.by_scale(quick=dict(steps=2000, reps=2, alphas=(0.25, 1.0)),
+                       full=dict(steps=8000, reps=4, alphas=(0.25, 0.5, 1.0, 2.0)))
+    h, tail_chunks, chunk = 0.02, 32, 20
+    ctx.config.update({"h": h, "steps": cfg["steps"], "starts": cfg["reps"], "pca_lambda": 0.1,
+                       "stationary_fraction": STATIONARY_FRACTION})
+    rows, parts, measured = [], [], {"runs": {}}
+    # (i) smallest counterexample
+    loss0, grad0, ell0 = quadratic_loss(np.eye(2), np.array([[1.0], [0.0]]))
+    run = track(loss0, grad0, np.zeros((2, 1)), np.array([[0.0], [1.0]]), OPTIMIZERS["momentum"], "pca", h=h,
+                steps=100, smoothness=ell0, tail_chunks=tail_chunks, chunk=chunk, pca_rate=1.0)
+    sv, (lo, hi, R, tau) = stationarity_verdict(run, ell0, "2x1 equilibrium: ||grad L(W_inf)||")
+    parts.append(sv)
+    measured["smallest_counterexample"] = {
+        "dims": "m=2, n=1, r=1", "W0": [0.0, 0.0], "P0": [0.0, 1.0], "grad0": run["g0"], "grad_final": run["gK"],
+        "proj_grad_final": run["proj_grad_final"], "W_moved": float(np.linalg.norm(run["W"])),
+        "grad_limit_interval": [_finite(lo), _finite(hi)], "tau": tau, "rule": sv.value}
+    rows += _traj_rows(run, "momentum", "online-pca", h, case="2x1 equilibrium", alpha=1.0)
+    # (ii) generic starts on the thm4.5 problem
+    prob, loss, grad = smooth_problem(ctx.generator("problem", 0, device="cpu"))
+    stalls = 0
+    for rep in range(cfg["reps"]):
+        W0 = torch.randn(prob.m, prob.n, generator=ctx.generator("W0", rep, device="cpu"), dtype=torch.float64).numpy()
+        P0 = stiefel(prob.m, 2, ctx.generator("P0", rep, device="cpu"), dtype=torch.float64).numpy()
+        for name in ("lion", "momentum"):
+            for alpha in cfg["alphas"]:
+                run = track(loss, grad, W0, P0, OPTIMIZERS[name], "pca", h=h, steps=cfg["steps"], smoothness=prob.L,
+                            tail_chunks=tail_chunks, chunk=chunk, pca_rate=alpha)
+                key = f"{name}/alpha={alpha:g}/start{rep}"
+                sv, (lo, hi, R, tau) = stationarity_verdict(run, prob.L, f"{key}: ||grad L(W_inf)||")
+                parts.append(sv)
+                stalls += sv.value == "violated"
+                measured["runs"][key] = {"grad0": run["g0"], "grad_final": run["gK"],
+                                         "proj_grad_final": run["proj_grad_final"],
+                                         "grad_limit_interval": [_finite(lo), _finite(hi)], "tau": tau,
+                                         "rule": sv.value}
+                rows += _traj_rows(run, f"{name} (alpha={alpha:g})", "online-pca", h, seed=rep, case="generic",
+                                   alpha=alpha)
+                ctx.log(f"{key}: grad {run['g0']:.3g} -> {run['gK']:.3g}, P^T grad {run['proj_grad_final']:.2g}")
+    n_generic = 2 * len(cfg["alphas"]) * cfg["reps"]
+    measured["generic_stalls"] = f"{stalls}/{n_generic}"
+    measured["stalls_by_optimizer_alpha"] = {
+        f"{name}/alpha={alpha:g}": sum(v["rule"] == "violated" for k, v in measured["runs"].items()
+                                       if k.startswith(f"{name}/alpha={alpha:g}/"))
+        for name in ("lion", "momentum") for alpha in cfg["alphas"]}
+    measured = {"generic_stalls": measured["generic_stalls"],
+                "equilibrium_grad_final": measured["smallest_counterexample"]["grad_final"], **measured}
+    predicted = {"grad_limit_at_most": f"{STATIONARY_FRACTION:g} x ||grad L(W0)||",
+                 "assumption_4_4_ii": "fails: {P: P^T G = 0} is invariant under the online-PCA flow"}
+    c = measured["smallest_counterexample"]
+    detail = (f"smallest counterexample (m=2, n=1, r=1, P0 orthogonal to grad L): an equilibrium of (7), W moves "
+              f"{c['W_moved']:.2g}, ||grad L|| stays {c['grad_final']:.3g}; generic starts stalling at a "
+              f"non-stationary point with P^T grad L -> 0: {stalls}/{n_generic} "
+              f"(stalls per optimizer/alpha: {measured['stalls_by_optimizer_alpha']})")
+    return Outcome(measured=measured, predicted=predicted, verdict=V.all_of(parts), detail=detail, rows=rows)
+
+
+@online_pca_stationarity.figure
+def _draw_stationarity(rows):
+    from analysis import plotting as P
+    fig, axes = P.new_figure(columns=2, nrows=1, ncols=2, squeeze=False)
+    gen = [r for r in rows if r.get("case") == "generic" and r.get("seed") == 0]
+    for j, key in enumerate(("grad_norm", "projected_grad_norm")):
+        for method, (x, y) in P.series(gen, x="t", y=key).items():
+            name = str(method).split(" ")[0]
+            P.plot_measured(axes[0, j], x, np.maximum(y, 1e-300), label=str(method),
+                            color=OPT_COLORS.get(name, P.method_color(name)),
+                            linestyle="--" if "0.25" in str(method) else "-")
+    P.finish(axes[0, 0], xlabel="time $t$", ylabel=r"$\|\nabla L(W_t)\|_F$", title="online PCA, start 0",
+             logy=True, fontsize=5)
+    P.finish(axes[0, 1], xlabel="time $t$", ylabel=r"$\|P_t^\top \nabla L(W_t)\|_F$", logy=True, legend=False)
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------- online PCA
+
+def online_pca_trajectory(G: torch.Tensor, U: torch.Tensor, P0: torch.Tensor, group: dict, steps: int,
+                          every: int = 10, window: int | None = None) -> dict:
+    """Run the core's online-PCA update (``subspace.projection.online_pca_step``, one AdamW step of P on loss (6)
+    per call, exactly as the ``osd`` preset does) on the FIXED matrix G (k x l, oriented: P is k x r) from P0.
+
+    Returns ``steps`` (logged step numbers), ``angles`` (largest principal angle between span P_t and span U, via
+    ``analysis.spectra.principal_angles``), ``step_norms`` (||P_{t+1} - P_t||_2 over the last ``window`` steps,
+    default 10% of the run), the final P and its smallest singular value.  Runs with one torch thread.
+    """
+    with _one_thread():
+        return _online_pca_trajectory(G, U, P0, group, steps, every, window or max(1, steps // 10))
+
+
+@contextlib.contextmanager
+def _one_thread():
+    """One torch thread for the tiny online-PCA matrices (on 2 cores, thread wake-ups cost ~10x the work)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def _online_pca_trajectory(G, U, P0, group, steps, every, window):
+    from analysis.spectra import principal_angles
+    from subspace.projection import online_pca_step
+    P = P0.clone()
+    state = {"basis": P, "pca_exp_avg": torch.zeros_like(P), "pca_exp_avg_sq": torch.zeros_like(P), "pca_step": 0}
+    logged, angles, step_norms, window_angles = [], [], [], []
+    Un = U.detach().cpu().double().numpy()
+    for t in range(steps + 1):
+        if t % every == 0 or t == steps or t >= steps - window:
+            th = float(principal_angles(state["basis"], Un).max())
+            if t % every == 0 or t == steps:
+                logged.append(t)
+                angles.append(th)
+            if t >= steps - window:
+                window_angles.append(th)
+        if t == steps:
+            break
+        if t >= steps - window:
+            before = state["basis"].clone()
+            online_pca_step(state, G, group)
+            step_norms.append(float(torch.linalg.matrix_norm(state["basis"] - before, ord=2)))
+        else:
+            online_pca_step(state, G, group)
+    Pf = state["basis"]
+    return {"steps": logged, "angles": np.asarray(angles), "step_norms": np.asarray(step_norms),
+            "window_angles": np.asarray(window_angles), "P": Pf,
+            "sigma_min": float(torch.linalg.svdvals(Pf.double())[-1])}
+
+
+def davis_kahan_bound(P: torch.Tensor, G: torch.Tensor) -> float:
+    """A-posteriori bound on sin(theta_max) between span P and the top-r left singular subspace of G (Davis-Kahan
+    sin-theta theorem): with Q = orth(P), C = G~ G~^T, residual R = (I - QQ^T) C Q and delta = lambda_min(Q^T C Q) -
+    lambda_{r+1}(C) > 0, sin theta_max <= ||R||_2 / delta (inf when delta <= 0)."""
+    Pn = P.detach().cpu().double().numpy()
+    Gn = G.detach().cpu().double().numpy()
+    Gn = Gn / np.linalg.norm(Gn)
+    C = Gn @ Gn.T
+    Q = np.linalg.qr(Pn)[0]
+    r = Q.shape[1]
+    Rm = C @ Q - Q @ (Q.T @ C @ Q)
+    lam = np.sort(np.linalg.eigvalsh(C))[::-1]
+    delta = float(np.linalg.eigvalsh(Q.T @ C @ Q).min() - lam[r])
+    return float(np.linalg.norm(Rm, 2) / delta) if delta > 0 else math.inf
+
+
+#: The largest |m_hat / sqrt(v_hat)| of Adam with betas (0.9, 0.999) (the online-PCA step's): (1 - b1)/sqrt(1 - b2).
+ADAM_RATIO = (1 - 0.9) / math.sqrt(1 - 0.999)
+
+
+def _pca_lr(group: dict) -> float:
+    """The online-PCA learning rate ``online_pca_step`` uses at a constant schedule (lr_t = lr_peak)."""
+    if group["pca_lr_rule"] == "ratio":
+        return float(group["pca_lr_ratio"]) * group["lr"]
+    return group["lr"] / group.get("initial_lr", group["lr"]) / group["update_gap"]
+
+
+def osd_group(mode: str, *, k: int, l: int, r: int, lr: float = 1e-3, device="cpu") -> dict:
+    """The parameter-group dict the ``osd`` preset builds for a k x l weight in ``mode`` ("paper"/"official")."""
+    import subspace
+    p = torch.nn.Parameter(torch.zeros(k, l, dtype=torch.float64, device=device))
+    return dict(subspace.make("osd", [p], lr=lr, rank=r, mode=mode).param_groups[0])
+
+
+@claim(id="osd.online-pca", paper=PAPER, source="OSD, Algorithm 1 and online-PCA loss (6); official projector; "
+                                              "paper-claims §3.1",
+       statement="The online-PCA update of P (one Adam step per iteration on ||P P^T G~ - G~||^2 + lambda ||P^T P - "
+                 "I||^2) converges to the top-r left singular subspace of a fixed matrix G: the largest principal "
+                 "angle goes to 0, for the paper's lambda = 0.1 and for the official code's lambda = 0.")
+def online_pca(ctx):
+    """Online PCA (OSD eq. (6)) on a fixed matrix, with the core's own update.
+
+    Statement.  Minimising L(P) = ||P P^T G~ - G~||^2 + lambda ||P^T P - I||^2 (G~ = G/||G||_F) has only global
+    stable minima, at which span P is the top-r left singular subspace (Baldi & Hornik; P^T P = I when lambda > 0);
+    OSD takes one optimizer step per iteration instead of minimising.  Claim: for a fixed G these steps drive the
+    largest principal angle between span P_t and the top-r subspace to 0.
+    Update: ``subspace.projection.online_pca_step`` with the parameter group the ``osd`` preset builds
+    (``subspace.make("osd", ...)``): AdamW (betas 0.9/0.999, eps 1e-8) on P; mode "paper": lambda = 0.1,
+    lr_P = alpha lr_W = 5 x 1e-3, decay lambda^P = lambda^W = 0; mode "official": lambda = 0, lr_P = lr_t/lr_peak/T
+    = 1/200, AdamW decay 0.01 on P.
+    Matrix: G (32 x 64) = U diag(s) V^T with Haar factors (``synthetic.sample_spectral_matrix``), geometric spectrum
+    s_i = 0.8^(i-1) (``synthetic.geometric_spectrum``), r = 4: relative gap (s_4^2 - s_5^2)/||G||_F^2 reported.
+    P0 uniform on St(32, 4); 3 starts per mode; 2000 steps (quick) / 20000 (full).
+    Measured: theta_max(t) every 10 steps (``analysis.spectra.principal_angles``); over the final window (last 10% of
+    steps) the largest theta_max and the largest step ||P_{t+1} - P_t||_2; sigma_r(P_T); the Davis-Kahan a-posteriori
+    bound on sin theta_max at the end; the log-log slope of theta_max against the step (``analysis.rates.
+    loglog_slope``, 95% pairs-bootstrap CI).
+    Rule, two parts per (mode, start), neither tuned:
+    (1) converged to the top subspace within the resolution of the update: the largest theta_max over the final
+    window is <= tau = arcsin(min(1, delta / sigma_r(P_T))), delta = rho lr_P sqrt(k r) the largest possible AdamW
+    step in spectral norm (each entry moves at most rho lr_P, rho = (1 - beta1)/sqrt(1 - beta2) = 3.16, the bound
+    on |m_hat / sqrt(v_hat)|), and a perturbation E of a basis of the top subspace tilts it by at most
+    arcsin(||E||_2 / sigma_r(P)) (Wedin).  A start stuck at a saddle (theta_max = pi/2) fails it.
+    (2) going to zero: the whole CI of the fitted decay exponent of theta_max(t) lies below 0 (``ci_at_most``).
+    The claim holds iff both parts hold for every (mode, start).
+    Known behaviour: with lambda = 0.1 the angle reaches round-off (~1e-15) and then shows Adam's late spikes (V
+    decays with the gradient, so the effective step grows until it overshoots); with lambda = 0 and decay 0.01 it
+    decays smoothly to a small floor where the decay balances the data term.
+    """
+    from analysis.rates import loglog_slope
+    from synthetic.spectra import geometric_spectrum, sample_spectral_matrix
+    from subspace import stiefel
+    cfg = ctx.by_scale(quick=dict(steps=2000, starts=3), full=dict(steps=20000, starts=5))
+    k, l, r = 32, 64, 4
+    dev = ctx.device
+    s = geometric_spectrum(k, 0.8)
+    sm = sample_spectral_matrix(s, k, l, ctx.generator("matrix", 0, device="cpu"))
+    G = sm.matrix.to(device=dev, dtype=torch.float64)
+    order = torch.argsort(sm.S, descending=True)
+    U = sm.U[:, order[:r]]
+    s2 = torch.sort(sm.S, descending=True).values.double() ** 2
+    gap = float((s2[r - 1] - s2[r]) / s2.sum())
+    ctx.config.update({"matrix": "32 x 64, singular values 0.8^(i-1), Haar factors", "rank": r, "lr_W": 1e-3,
+                       "steps": cfg["steps"], "starts": cfg["starts"]})
+    rows, parts, measured = [], [], {"runs": {}}
+    with _one_thread():  # 32 x 4 matrices: thread wake-ups cost more than the work
+        for mode in ("paper", "official"):
+            group = osd_group(mode, k=k, l=l, r=r, device=dev)
+            for rep in range(cfg["starts"]):
+                P0 = stiefel(k, r, ctx.generator("P0", rep, device="cpu"), dtype=torch.float64).to(dev)
+                out = online_pca_trajectory(G, U, P0, group, cfg["steps"], every=10)
+                theta_w = float(out["window_angles"].max())
+                step_w = float(out["step_norms"].max())
+                lr_p = _pca_lr(group)
+                delta = ADAM_RATIO * lr_p * math.sqrt(k * r)
+                tau = math.asin(min(1.0, delta / out["sigma_min"]))
+                v1 = V.upper_bound(theta_w, tau, name=f"{mode} (lambda={group['pca_orth']:g}) start {rep}: "
+                                                      f"final-window theta_max")
+                t_arr, th = np.asarray(out["steps"][1:], dtype=float), np.maximum(out["angles"][1:], 1e-300)
+                fit = loglog_slope(t_arr, th, n_boot=2000, seed=ctx.seed(f"bootstrap/{mode}", rep) % 2 ** 32)
+                v2 = V.ci_at_most(fit.ci_low, fit.ci_high, 0.0, name=f"{mode} start {rep}: decay exponent of "
+                                                                      f"theta_max(t)")
+                parts += [v1, v2]
+                first_below = next((t for t, a_ in zip(out["steps"], out["angles"]) if a_ <= tau), None)
+                measured["runs"][f"{mode}/start{rep}"] = {
+                    "theta0": float(out["angles"][0]), "theta_final": float(out["angles"][-1]),
+                    "theta_max_final_window": theta_w, "max_step_final_window": step_w, "lr_P": lr_p,
+                    "sigma_r_P": out["sigma_min"], "tau": tau, "first_step_below_tau": first_below,
+                    "decay_exponent": fit.slope, "decay_ci": [fit.ci_low, fit.ci_high],
+                    "davis_kahan_sin_bound": davis_kahan_bound(out["P"], G), "rule": V.all_of(v1, v2).value}
+                rows += [{"method": f"osd-{mode}", "mode": mode, "lambda": float(group["pca_orth"]), "seed": rep,
+                          "step": int(t), "theta_max": float(a)} for t, a in zip(out["steps"], out["angles"])]
+                ctx.log(f"{mode}/start{rep}: theta_max {out['angles'][0]:.3g} -> {theta_w:.3g} (tau {tau:.3g})")
+    runs = measured["runs"]
+    measured["worst_final_window_theta"] = {m: max(v["theta_max_final_window"] for kk, v in runs.items()
+                                                   if kk.startswith(m)) for m in ("paper", "official")}
+    measured["relative_gap"] = gap
+    measured = {"worst_final_window_theta": measured["worst_final_window_theta"],
+                "max_decay_exponent": max(v["decay_ci"][1] for v in runs.values()), **measured}
+    predicted = {"theta_max_limit": 0.0, "decay_exponent_below": 0.0,
+                 "tolerance": "arcsin(rho lr_P sqrt(k r) / sigma_r(P_T)), rho = 0.1/sqrt(0.001)",
+                 "lr_P": {"paper": 5e-3, "official": 1 / 200}}
+    detail = (f"G 32 x 64, r = 4, relative gap (s_4^2 - s_5^2)/||G||_F^2 = {gap:.3g}; {cfg['starts']} starts x "
+              f"{cfg['steps']} steps per mode; worst final-window theta_max: paper "
+              f"{measured['worst_final_window_theta']['paper']:.2g}, official "
+              f"{measured['worst_final_window_theta']['official']:.2g} rad")
+    return Outcome(measured=measured, predicted=predicted, verdict=V.all_of(parts), detail=detail, rows=rows)
+
+
+@online_pca.figure
+def _draw_online_pca(rows):
+    from analysis import plotting as P
+    fig, ax = P.new_figure(columns=1)
+    styles = {"paper": "-", "official": "--"}
+    for r_seed in sorted({r["seed"] for r in rows}):
+        sub = [r for r in rows if r["seed"] == r_seed]
+        for mode, (x, y) in P.series(sub, x="step", y="theta_max", by="mode").items():
+            P.plot_measured(ax, x, np.maximum(y, 1e-17), "osd", linestyle=styles.get(mode, "-"),
+                            color=P.method_color("osd") if mode == "paper" else P.method_color("galore"),
+                            alpha=0.8, label=(f"{mode} ($\\lambda$={'0.1' if mode == 'paper' else '0'})"
+                                              if r_seed == 0 else "_nolegend_"))
+    P.finish(ax, xlabel="online-PCA step", ylabel=r"largest principal angle $\theta_{\max}$ (rad)", logy=True)
+    return fig
