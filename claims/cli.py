@@ -63,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="results folder of a verify run (default results/full if it has results, else results/quick)")
     f.add_argument("--out", metavar="DIR", help="where to write the figures (default <results>/figures/)")
     f.add_argument("--only", metavar="GLOB", action="append", help="redraw only these claims")
+    f.add_argument("--readme", metavar="PATH", help="rewrite the claims table between the markers of this file")
     f.add_argument("--gallery", metavar="DIR", nargs="?", const="", default=None,
                    help="also copy the canonical PNGs into DIR (default: the repository's figures/)")
 
@@ -174,6 +175,15 @@ def _cmd_figures(a, registry: Registry | None) -> int:
         _err(str(e))
         return 1
     print(f"{len(drawn)} figure(s) redrawn from {results}" + (f"; gallery in {gallery}" if gallery else ""))
+    if a.readme:
+        env_path = results / "environment.json"
+        env = json.loads(env_path.read_text()) if env_path.exists() else None
+        try:
+            runner.update_readme(a.readme, runner.readme_table(list(runner.load_records(results).values()), env))
+        except (OSError, ValueError) as e:
+            _err(str(e))
+            return 1
+        print(f"claims table written to {a.readme}")
     return 0
 
 
