@@ -41,7 +41,6 @@ import os
 import platform
 import statistics
 import subprocess
-import tempfile
 import time
 import zlib
 from pathlib import Path
@@ -54,6 +53,7 @@ import subspace
 from subspace.config import GROUP_DEFAULTS
 from subspace.presets import PRESETS
 from subspace.projection import online_pca_step
+from .atomic import atomic_write_text
 
 __all__ = ["ROW_KEYS", "LAYER_SHAPES", "OSD_SHAPES", "OSD_PAPER_SPEEDUP", "LLAMA_SIZES", "LLAMA_RANKS",
            "BASELINE", "GALORE_TORCH", "bench_step_time", "bench_projector", "bench_state_bytes", "fill_ratios",
@@ -126,23 +126,7 @@ def write_jsonl(rows: Iterable[dict], path: str | Path) -> Path:
 
     If serialisation or writing fails, the temporary file is removed and an existing ``path`` is left untouched.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            for row in rows:
-                f.write(json.dumps(row, sort_keys=True, allow_nan=False) + "\n")
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    return path
+    return atomic_write_text(path, "".join(json.dumps(row, sort_keys=True, allow_nan=False) + "\n" for row in rows))
 
 
 def read_jsonl(path: str | Path) -> list[dict]:

@@ -28,7 +28,6 @@ import contextlib
 import hashlib
 import os
 import sys
-import tempfile
 from collections import defaultdict
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -40,6 +39,8 @@ if "matplotlib.pyplot" not in sys.modules and not os.environ.get("MPLBACKEND"):
 
 import numpy as np  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+
+from .atomic import atomic_path  # noqa: E402
 
 __all__ = [
     "ONE_COLUMN", "TWO_COLUMN", "GOLDEN", "STYLE", "METHODS", "METHOD_COLORS", "METHOD_LABELS",
@@ -313,18 +314,9 @@ def save_figure(fig: Figure, stem: str | Path, formats: Sequence[str] = ("png", 
     paths = []
     for fmt in formats:
         target = stem.parent / f"{stem.name}.{fmt}"
-        fd, tmp = tempfile.mkstemp(dir=stem.parent, prefix=f".{target.name}.", suffix=".tmp")
-        os.close(fd)
         meta = {"CreationDate": None} if fmt == "pdf" else ({"Software": None} if fmt == "png" else None)
-        try:
-            with style():
-                fig.savefig(tmp, format=fmt, dpi=dpi or STYLE["savefig.dpi"] if fmt == "png" else None,
-                            metadata=meta)
-            os.replace(tmp, target)
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(tmp)
-            raise
+        with atomic_path(target) as tmp, style():
+            fig.savefig(tmp, format=fmt, dpi=dpi or STYLE["savefig.dpi"] if fmt == "png" else None, metadata=meta)
         paths.append(target)
     return paths
 

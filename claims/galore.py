@@ -36,31 +36,19 @@ checks the derived bound.
 """
 from __future__ import annotations
 
-import contextlib
 import math
 
 import numpy as np
 
 from claims import verdicts as V
 from claims.registry import Outcome, claim
+from claims.runtime import single_thread as _single_thread
 
 PAPER = "GaLore"
 U64 = np.finfo(np.float64).eps / 2  # unit round-off of float64
 
 __all__ = ["explicit_lemma33_case", "random_psd", "v1_basis", "is_rectangular", "lemma33_rtol", "lemma33_instance",
            "block_rectangular_instance", "thm38_run", "thm38_wdep_explicit", "thm38_wdep_random"]
-
-
-@contextlib.contextmanager
-def _single_thread():
-    """Tiny matrices: one torch thread (thread wake-ups cost more than the work); restored afterwards."""
-    import torch
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 # ---------------------------------------------------------------------------------------------- Lemma 3.3 helpers

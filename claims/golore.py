@@ -11,7 +11,7 @@ Ids: ``golore.counterexample`` (Thm 1 / Fig. 1), ``golore.thm2`` / ``golore.thm3
 Every optimizer is the shared core (``subspace.make``); problems come from ``synthetic``.  Helpers that the claims
 share live here (privately): ``rademacher_means`` (batch means of Rademacher noise, drawn in one call),
 ``counterexample_run`` (one training run on problem (1)), ``stiefel_moments`` (streaming Monte Carlo of the lemma's
-two expectations), ``single_thread`` (see below).
+two expectations); ``single_thread`` comes from :mod:`claims.runtime`.
 
 Performance note: on a 2-core CPU, MKL's QR of a 10 x 4 matrix takes ~0.5 ms with 2 torch threads and ~3 us with
 one, so GoLore's Stiefel refreshes on problem (1) dominate a run unless torch is single-threaded.  Every claim here
@@ -19,7 +19,6 @@ runs inside :func:`single_thread`, which restores the previous thread count afte
 """
 from __future__ import annotations
 
-import contextlib
 import math
 import warnings
 
@@ -28,6 +27,7 @@ import torch
 
 from claims import verdicts as V
 from claims.registry import Outcome, claim
+from claims.runtime import single_thread
 
 PAPER = "GoLore"
 #: Tolerance on a fitted rate exponent: half the distance between consecutive rates of the paper's hierarchy
@@ -44,17 +44,6 @@ __all__ = ["single_thread", "rademacher_means", "counterexample_run", "stiefel_m
 
 
 # ---------------------------------------------------------------------------------------------- helpers
-
-@contextlib.contextmanager
-def single_thread():
-    """Run with one torch thread (tiny matrices: thread wake-ups cost more than the work); restore afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
 
 def t_interval(samples, level: float = CI_LEVEL) -> tuple[float, float, float]:
     """Mean and two-sided Student-t interval across seeds; a single sample or zero spread gives a point."""

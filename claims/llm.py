@@ -32,7 +32,6 @@ LLaMA 60M) on a GPU.
 """
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
 import math
@@ -44,6 +43,7 @@ import torch
 
 from claims import verdicts as V
 from claims.registry import Outcome, claim
+from claims.runtime import single_thread
 
 __all__ = ["ALPHA", "WINDOW_FRACTION", "KAPPA_RED_LINE", "MEMORY_RTOL", "MEMORY_ATOL", "single_thread",
            "probe_run", "layer_series", "windows", "window_means", "steps_to_target", "adamw_llama_runs",
@@ -65,20 +65,6 @@ SUMO_SPEEDUP = 1.6
 
 
 # ---------------------------------------------------------------------------------------------- helpers
-
-@contextlib.contextmanager
-def single_thread(device: str = "cpu"):
-    """One torch thread on the CPU (restored afterwards); no change on an accelerator."""
-    if not str(device).startswith("cpu"):
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
 
 def _run_seed(ctx, rep: int) -> int:
     """The seed of repetition ``rep``: shared by every method (paired), small enough for BatchOrder's arithmetic."""

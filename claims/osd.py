@@ -23,7 +23,6 @@ per-step bound on the second-order remainder, the "discretisation tolerance").  
 """
 from __future__ import annotations
 
-import contextlib
 import math
 import warnings
 
@@ -32,6 +31,7 @@ import torch
 
 from claims import verdicts as V
 from claims.registry import Outcome, claim
+from claims.runtime import single_thread as _one_thread
 
 PAPER = "OSD"
 
@@ -556,17 +556,6 @@ def online_pca_trajectory(G: torch.Tensor, U: torch.Tensor, P0: torch.Tensor, gr
     """
     with _one_thread():
         return _online_pca_trajectory(G, U, P0, group, steps, every, window or max(1, steps // 10))
-
-
-@contextlib.contextmanager
-def _one_thread():
-    """One torch thread for the tiny online-PCA matrices (on 2 cores, thread wake-ups cost ~10x the work)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def _online_pca_trajectory(G, U, P0, group, steps, every, window):

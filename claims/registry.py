@@ -72,7 +72,7 @@ __all__ = ["claim", "Claim", "Outcome", "Context", "Registry", "NoMatchError", "
 SCALES = ("quick", "full")
 _ID_RE = re.compile(r"^[a-z0-9](?:[a-z0-9_.\-]*[a-z0-9])?$")
 # modules of the package that are framework, not papers
-FRAMEWORK_MODULES = frozenset({"registry", "verdicts", "runner", "cli", "bench", "testing", "notebook"})
+FRAMEWORK_MODULES = frozenset({"registry", "verdicts", "runner", "cli", "bench", "testing", "notebook", "runtime"})
 
 _DEFINED: list["Claim"] = []  # every decorated claim, in definition order (discover() filters by module)
 

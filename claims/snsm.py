@@ -12,7 +12,6 @@ Ids: ``sn.memory`` (the O(sqrt d) adaptive state), ``sn.rates`` (iterations to e
 """
 from __future__ import annotations
 
-import contextlib
 import math
 
 import numpy as np
@@ -20,6 +19,7 @@ import torch
 
 from claims import verdicts as V
 from claims.registry import Outcome, claim
+from claims.runtime import single_thread
 
 PAPER = "SN-SM"
 #: Round-off allowance of a log-log least-squares slope of exact counts (a few ulps of log d, divided by the spread of
@@ -31,17 +31,6 @@ RATE_TOL = 0.25
 
 __all__ = ["single_thread", "second_moment_count", "adagrad_sn_steps_to_eps", "sm_run", "log_factor_tolerance",
            "SLOPE_ROUNDOFF", "RATE_TOL"]
-
-
-@contextlib.contextmanager
-def single_thread():
-    """One torch thread for small tensors (thread wake-ups cost more than the work); restored afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 # ---------------------------------------------------------------------------------------------- sn.memory

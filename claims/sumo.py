@@ -20,7 +20,6 @@ SVD ~20x slower on the 2-core CPU; every claim therefore runs inside :func:`sing
 """
 from __future__ import annotations
 
-import contextlib
 import math
 import statistics
 import time
@@ -30,6 +29,7 @@ import torch
 
 from claims import verdicts as V
 from claims.registry import Outcome, claim
+from claims.runtime import single_thread
 
 PAPER = "SUMO"
 #: Round-off allowance of the Newton–Schulz bound checks (float64): each NS step is three products with inner
@@ -54,17 +54,6 @@ __all__ = ["single_thread", "lemma32_error", "lemma32_grid", "smallest_counterex
 
 
 # ---------------------------------------------------------------------------------------------- helpers
-
-@contextlib.contextmanager
-def single_thread():
-    """Run with one torch thread (tiny matrices: thread hand-offs cost more than the work); restore afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
 
 def _ns_atol(m: int, n: int) -> float:
     return 10.0 * (I_MAX + 1) * max(m, n) * float(np.finfo(np.float64).eps)

@@ -7,6 +7,7 @@ lists and dicts only (the run configuration is stored as a JSON string).
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -38,6 +39,31 @@ def set_rng_state(st: dict) -> None:
         torch.cuda.set_rng_state_all([s.cpu() for s in st["cuda"]])
 
 
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike):
+    """Yield a temporary path next to ``path``; on success fsync it, ``os.replace`` it onto ``path`` and fsync the
+    folder (so the rename itself is durable); on any error remove it and leave ``path`` untouched."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    with contextlib.suppress(OSError):
+        dfd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+
+
 def save_checkpoint(path: str | os.PathLike, *, step: int, model, optimizer, scheduler, config: dict,
                     data_position: dict, history: dict, code_version: str) -> Path:
     """Write the checkpoint for the state *after* ``step`` optimizer steps, atomically."""
@@ -55,25 +81,8 @@ def save_checkpoint(path: str | os.PathLike, *, step: int, model, optimizer, sch
         "history": history,
         "code_version": code_version,
     }
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            torch.save(payload, fh)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    try:  # make the rename itself durable
-        dfd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except OSError:
-        pass
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
     return path
 
 

@@ -202,9 +202,8 @@ def _truncate_rows(path: Path, start_step: int) -> None:
                 continue  # a torn last line
             if row.get("step", -1) < start_step and row.get("kind") not in ("summary", "stop", "eval_final"):
                 keep.append(line if line.endswith("\n") else line + "\n")
-    tmp = path.with_suffix(".jsonl.tmp")
-    tmp.write_text("".join(keep), encoding="utf-8")
-    os.replace(tmp, path)
+    with ckpt.atomic_path(path) as tmp:
+        tmp.write_text("".join(keep), encoding="utf-8")
 
 
 # ----------------------------------------------------------------------------------------------- setup
@@ -555,9 +554,8 @@ def train(cfg: ProbeConfig) -> dict:
                   "optimizer_state_bytes"):
             rows.write("summary", steps_done - 1, k, summary[k])
         if out is not None:
-            tmp = out / "summary.json.tmp"
-            tmp.write_text(json.dumps({k: _json_value(v) for k, v in summary.items()}, indent=1, default=str))
-            os.replace(tmp, out / "summary.json")
+            with ckpt.atomic_path(out / "summary.json") as tmp:
+                tmp.write_text(json.dumps({k: _json_value(v) for k, v in summary.items()}, indent=1, default=str))
     rows.close()
     if owns_pg:
         import torch.distributed as dist
