@@ -147,7 +147,7 @@ class SubspaceOptimizer(torch.optim.Optimizer):
     def _matrix_update(self, p, group, state, dtype) -> None:
         G = p.grad.reshape(p.shape[0], -1).to(dtype)
         m, n = G.shape
-        A, left = orient(G, group["side"])
+        A, left = orient(G, group["side"]) if group["projector"] != "none" else (G, True)
         t = state["step"]
         Q = self._basis(p, G, A, left, group, state, dtype) if group["projector"] != "none" else None
         R = Q.mT @ A if Q is not None else A
@@ -168,14 +168,7 @@ class SubspaceOptimizer(torch.optim.Optimizer):
         if group["orthogonalizer"] != "none":
             D = self._orthogonalize(D, group, state)
 
-        s_perp = group["complement_scale"]
-        if Q is None:
-            U = D
-        elif s_perp:  # Q D + s (A - Q R) = s A + Q (D - s R): one k x r x l product instead of two
-            U = torch.addmm(A, Q, D - s_perp * R, beta=s_perp) if A.ndim == 2 else s_perp * A + Q @ (D - s_perp * R)
-        else:
-            U = Q @ D
-        U = U if left else U.mT
+        U = self._back_project(Q, D, R, G, left, group["complement_scale"])
 
         if group["preconditioner"] == "subset-norm":
             U = self._subset_norm(U, G, group, state, t + 1)
@@ -183,6 +176,20 @@ class SubspaceOptimizer(torch.optim.Optimizer):
 
         if group["projector"] == "online-pca" and t > 0:
             online_pca_step(state, A, group, R)
+
+    @staticmethod
+    def _back_project(Q, D, R, G, left: bool, s_perp: float) -> torch.Tensor:
+        """U = Q D (+ s_perp (A - Q R)), returned in G's own (m x n) layout so the weight update is contiguous.
+
+        Q D + s (A - Q R) = s A + Q (D - s R): one k x r x l product instead of two. For a right projection
+        (A = G^T) the products are taken transposed, D^T Q^T, rather than transposing the result.
+        """
+        if Q is None:
+            return D
+        X = D - s_perp * R if s_perp else D
+        if left:
+            return torch.addmm(G, Q, X, beta=s_perp) if s_perp else Q @ X
+        return torch.addmm(G, X.mT, Q.mT, beta=s_perp) if s_perp else X.mT @ Q.mT
 
     def _basis(self, p, G, A, left, group, state, dtype) -> torch.Tensor:
         """Current basis, refreshed when due (online PCA: SVD on the first step, then moved by its own steps).
