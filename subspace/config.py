@@ -27,6 +27,7 @@ CHOICES: dict[str, tuple] = {
     "eps_style": ("torch", "hf"),               # eps on the bias-corrected sqrt(v) (torch) or on the raw sqrt(v) (HF)
     # stage 3: orthogonalizer
     "orthogonalizer": ("none", "polar", "newton-schulz"),
+    "polar_method": ("svd", "gram"),            # exact U V^T by SVD (float32+) or by the float64 Gram eigensystem
     "ns_normalize": ("frobenius", "spectral"),
     "ns_dtype": (None, "float32", "float64", "bfloat16"),
     # stage 4: full-space preconditioner and outer step
@@ -47,7 +48,7 @@ GROUP_DEFAULTS: dict = {
     "pca_lr_rule": "ratio", "pca_lr_ratio": 5.0, "pca_orth": 0.1, "pca_weight_decay": None,
     "base": "adam", "betas": (0.9, 0.999), "eps": 1e-8, "eps_style": "torch", "bias_correction": True,
     "momentum": 0.9, "dampening": 0.0, "nesterov": False, "nesterov_overwrite": False,
-    "orthogonalizer": "none", "ns_steps": 5, "ns_coeffs": "muon", "ns_normalize": "frobenius", "ns_dtype": None,
+    "orthogonalizer": "none", "polar_method": "svd", "ns_steps": 5, "ns_coeffs": "muon", "ns_normalize": "frobenius", "ns_dtype": None,
     "limiter": None, "complement_scale": 0.0,
     "preconditioner": "none", "subset": "heuristic", "subset_reduce": "sum",
     "scale": 1.0, "shape_scale": "none", "nd_rule": "reshape", "state_dtype": None,

@@ -230,7 +230,7 @@ class SubspaceOptimizer(torch.optim.Optimizer):
 
     def _orthogonalize(self, D, group, state) -> torch.Tensor:
         if group["orthogonalizer"] == "polar":
-            O = polar(D)
+            O = polar(D, method=group["polar_method"])
         else:
             O = newton_schulz(D, steps=int(group["ns_steps"]), coeffs=group["ns_coeffs"],
                               normalize=group["ns_normalize"],

@@ -32,7 +32,7 @@ def _decomposition_dtype(dtype: torch.dtype) -> torch.dtype:
     return torch.float64 if dtype == torch.float64 else torch.float32
 
 
-def polar(M: torch.Tensor, *, rtol: float | None = None) -> torch.Tensor:
+def polar(M: torch.Tensor, *, rtol: float | None = None, method: str = "svd") -> torch.Tensor:
     """Exact polar factor U V^T of M (batched over leading dims), returned in M's dtype.
 
     The SVD runs in float32 (float64 for float64 input) whatever M's dtype. Singular values at or below
@@ -40,9 +40,18 @@ def polar(M: torch.Tensor, *, rtol: float | None = None) -> torch.Tensor:
     gives the partial isometry onto its range (the limit Newton–Schulz converges to) rather than an
     arbitrary orthogonal completion, and never NaN. If the float32 SVD fails to converge it is retried in
     float64; if that fails too, the classical cubic Newton–Schulz iteration (30 steps) is used.
+
+    ``method="gram"``: O = (X X^T)^{-1/2} X on the wide orientation X, through an eigendecomposition of the small
+    k x k Gram matrix in float64 (cost k^2 l + k^3 instead of an SVD of the k x l matrix). Its round-off on a
+    direction with singular value s is ~eps64 (s_max/s)^2, below float32 SVD's ~eps32 s_max/s whenever
+    s_max/s < 1e8; directions with s <= sqrt(max(m, n) eps64) s_max (default ``rtol``) count as zero.
     """
     if M.ndim < 2:
         raise ValueError(f"polar: M must have at least 2 dims, got shape {tuple(M.shape)}")
+    if method not in ("svd", "gram"):
+        raise ValueError(f"method={method!r} is invalid; allowed: ['svd', 'gram']")
+    if method == "gram":
+        return _polar_gram(M, rtol)
     work = M.to(_decomposition_dtype(M.dtype))
     try:
         U, S, Vh = _robust_svd(work)
@@ -52,6 +61,18 @@ def polar(M: torch.Tensor, *, rtol: float | None = None) -> torch.Tensor:
     tol = (rtol if rtol is not None else max(M.shape[-2:]) * eps) * S[..., :1]
     keep = (S > tol).to(S.dtype)
     return ((U * keep.unsqueeze(-2)) @ Vh).to(M.dtype)
+
+
+def _polar_gram(M: torch.Tensor, rtol: float | None) -> torch.Tensor:
+    tall = M.size(-2) > M.size(-1)
+    X = (M.mT if tall else M).to(torch.float64)
+    w, V = torch.linalg.eigh(X @ X.mT)
+    tol = (rtol if rtol is not None else (max(M.shape[-2:]) * torch.finfo(torch.float64).eps) ** 0.5)
+    w_max = w[..., -1:].clamp_min(0)
+    keep = w > (tol ** 2) * w_max
+    inv_sqrt = torch.where(keep, w.clamp_min(torch.finfo(torch.float64).tiny).rsqrt(), torch.zeros_like(w))
+    O = (V * inv_sqrt.unsqueeze(-2)) @ (V.mT @ X)
+    return (O.mT if tall else O).to(M.dtype)
 
 
 def _robust_svd(work: torch.Tensor):

@@ -138,3 +138,14 @@ def test_online_pca_grad_reuses_the_projected_gradient(k, l, r, seed):
     assert torch.allclose(g1, g2, atol=1e-12) and torch.allclose(v1, v2, atol=1e-12)
     g0, v0 = online_pca_grad(P, torch.zeros_like(A), 0.0)
     assert torch.isfinite(g0).all() and float(v0) == 0.0 and float(g0.abs().max()) == 0.0
+
+
+@given(m=dims, n=dims, seed=seeds, log_kappa=st.floats(0.0, 6.0), rank_def=st.integers(0, 3))
+def test_gram_polar_equals_svd_polar(m, n, seed, log_kappa, rank_def):
+    """Precondition: kappa(M) <= 1e6 on its nonzero singular values (the documented accuracy range)."""
+    gen = torch.Generator().manual_seed(seed)
+    k = min(m, n)
+    s = torch.logspace(0, -log_kappa, k, dtype=torch.float64)
+    s[k - min(rank_def, k - 1):] = 0.0 if rank_def else s[k - 1:]
+    M = subspace.stiefel(m, k, gen, dtype=torch.float64) @ torch.diag(s) @ subspace.stiefel(n, k, gen, dtype=torch.float64).mT
+    assert torch.allclose(subspace.polar(M, method="gram"), subspace.polar(M), atol=1e-6)
