@@ -23,6 +23,7 @@ from typing import Callable, Optional
 
 import torch
 
+from .bases import canonical_basis
 from .config import GROUP_DEFAULTS, validate_group
 from .orthogonalize import newton_schulz, polar
 from .projection import move_moments, new_basis, online_pca_step, orient, refresh_due
@@ -207,7 +208,7 @@ class SubspaceOptimizer(torch.optim.Optimizer):
             kind = "stiefel"
         if kind == "online-pca":
             if "basis" not in state:
-                state["basis"] = new_basis("svd", G, r, left, self.generator, group, dtype)
+                state["basis"] = self._new_basis("svd", G, r, left, group, dtype, None)
                 state["pca_exp_avg"] = torch.zeros_like(state["basis"])
                 state["pca_exp_avg_sq"] = torch.zeros_like(state["basis"])
                 state["pca_step"] = 0
@@ -216,17 +217,24 @@ class SubspaceOptimizer(torch.optim.Optimizer):
         if old is not None and not refresh_due(t + state.get("refresh_phase", 0), int(group["update_gap"]),
                                                group["refresh_index"]):
             return old
-        try:
-            Q = new_basis(kind, G, r, left, self.generator, group, dtype)
-        except torch.linalg.LinAlgError:
-            if old is not None:
-                return old
-            raise
+        Q = self._new_basis(kind, G, r, left, group, dtype, old)
+        if Q is old:
+            return old
         if old is not None:
             move_moments(state, old, Q, group["moment_on_refresh"],
                          _SUBSPACE_KEYS if group["preconditioner"] == "none" else ("exp_avg",))
         state["basis"] = Q
         return Q
+
+    def _new_basis(self, kind, G, r, left, group, dtype, fallback) -> torch.Tensor:
+        """``new_basis``, or the documented fallback when every decomposition fails (LinAlgError): the previous
+        basis, or the first r coordinates on a first refresh, so a failed SVD never stops training or makes NaN."""
+        try:
+            return new_basis(kind, G, r, left, self.generator, group, dtype)
+        except torch.linalg.LinAlgError:
+            if fallback is not None:
+                return fallback
+            return canonical_basis(G.shape[0] if left else G.shape[1], r, dtype=dtype, device=G.device)
 
     def _orthogonalize(self, D, group, state) -> torch.Tensor:
         if group["orthogonalizer"] == "polar":

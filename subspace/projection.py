@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import torch
 
-from .bases import canonical_basis, randomized_svd_basis, stiefel, svd_basis
+from .bases import randomized_svd_basis, stiefel, svd_basis
 from .updates import adam_combine
 
 __all__ = ["orient", "refresh_due", "new_basis", "move_moments", "online_pca_grad", "online_pca_step"]
@@ -36,8 +36,8 @@ def new_basis(kind: str, G: torch.Tensor, r: int, left: bool, generator: torch.G
     ``svd_driver`` (Gram eigendecomposition by default, thin SVD for the official codes);
     ``rsvd``: Halko et al. randomized range finder with ``oversample`` and ``power_iters`` (SUMO Alg. 1);
     ``stiefel``: uniform on St(k, r) (GoLore §4), drawn on the CPU from the optimizer's generator so every device and
-    DDP rank draws the same basis. If every SVD route fails the canonical basis is returned (documented fallback;
-    the caller keeps the previous basis instead when it has one).
+    DDP rank draws the same basis. If every decomposition route fails, ``torch.linalg.LinAlgError`` propagates:
+    the optimizer then keeps the previous basis, or takes the canonical one on a first refresh.
     """
     side = "left" if left else "right"
     k = G.shape[0] if left else G.shape[1]
@@ -47,10 +47,7 @@ def new_basis(kind: str, G: torch.Tensor, r: int, left: bool, generator: torch.G
         Q = randomized_svd_basis(G, r, side, oversample=int(group["oversample"]),
                                  power_iters=int(group["power_iters"]), generator=generator)
     else:
-        try:
-            Q = svd_basis(G, r, side, driver=group["svd_driver"])
-        except torch.linalg.LinAlgError:
-            Q = canonical_basis(k, r)
+        Q = svd_basis(G, r, side, driver=group["svd_driver"])
     return Q.to(device=G.device, dtype=dtype)
 
 

@@ -230,3 +230,31 @@ def test_finite_gradient_whose_sum_overflows_is_not_rejected():
     W.grad = torch.full((4, 4), 3e38)  # finite entries, the sum overflows float32
     opt.step()
     assert torch.isfinite(W).all() and opt.state[W]["step"] == 1
+
+
+@pytest.mark.parametrize("name", ["galore", "golore", "sumo", "osd", "adam-snsm"])
+def test_decomposition_failure_keeps_the_previous_basis_and_never_nans(name, monkeypatch):
+    """Documented fallback: a refresh whose SVD/eigh fail (LinAlgError) keeps the previous basis; a first refresh
+    that fails falls back to the canonical basis; polar falls back to cubic Newton–Schulz."""
+    W = torch.nn.Parameter(torch.randn(10, 6))
+    opt = subspace.make(name, [W], lr=0.01, rank=3, update_gap=2)
+    W.grad = torch.randn(10, 6)
+    opt.step()
+    before = opt.state[W]["basis"].clone()
+
+    def fail(*args, **kwargs):
+        raise torch.linalg.LinAlgError("simulated: failed to converge")
+
+    for fn in ("svd", "eigh"):
+        monkeypatch.setattr(torch.linalg, fn, fail)
+    for _ in range(3):
+        W.grad = torch.randn(10, 6)
+        opt.step()
+        assert torch.isfinite(W).all()
+    if name not in ("golore", "osd"):  # random bases need no decomposition; OSD moves its basis by gradient steps
+        assert torch.equal(opt.state[W]["basis"], before)
+    fresh = torch.nn.Parameter(torch.randn(10, 6))
+    opt2 = subspace.make(name, [fresh], lr=0.01, rank=3, update_gap=2)
+    fresh.grad = torch.randn(10, 6)
+    opt2.step()
+    assert torch.isfinite(fresh).all() and torch.isfinite(opt2.state[fresh]["basis"]).all()
