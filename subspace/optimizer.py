@@ -150,7 +150,7 @@ class SubspaceOptimizer(torch.optim.Optimizer):
         m, n = G.shape
         A, left = orient(G, group["side"]) if group["projector"] != "none" else (G, True)
         t = state["step"]
-        Q = self._basis(p, G, A, left, group, state, dtype) if group["projector"] != "none" else None
+        Q = self._basis(p, G, left, group, state, dtype) if group["projector"] != "none" else None
         R = Q.mT @ A if Q is not None else A
 
         if "exp_avg" not in state:
@@ -192,13 +192,13 @@ class SubspaceOptimizer(torch.optim.Optimizer):
             return torch.addmm(G, Q, X, beta=s_perp) if s_perp else Q @ X
         return torch.addmm(G, X.mT, Q.mT, beta=s_perp) if s_perp else X.mT @ Q.mT
 
-    def _basis(self, p, G, A, left, group, state, dtype) -> torch.Tensor:
+    def _basis(self, p, G, left, group, state, dtype) -> torch.Tensor:
         """Current basis, refreshed when due (online PCA: SVD on the first step, then moved by its own steps).
 
         ``refresh_stagger=True`` shifts the i-th parameter of a group of N by i*T//N steps, so the SVDs of a refresh
         period are spread over the period instead of all landing on one step (same cadence per parameter).
         """
-        t, k = state["step"], A.shape[0]
+        t = state["step"]
         r = min(int(group["rank"]), *G.shape)
         if group["refresh_stagger"] and "refresh_phase" not in state:
             params = group["params"]
