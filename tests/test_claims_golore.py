@@ -12,6 +12,7 @@ from claims import golore as CG
 from claims import verdicts as V
 from claims.registry import default_registry
 from claims.runner import execute
+from claim_checks import check_outcome as _check_common
 
 # GaLore-MSGD stalls at the same point for every seed; recomputing its Welch test warns about identical data
 pytestmark = pytest.mark.filterwarnings("ignore:Precision loss occurred:RuntimeWarning")
@@ -23,20 +24,6 @@ IDS = ("golore.counterexample", "golore.thm2", "golore.thm3", "golore.thm4", "go
 def outcomes():
     """Every GoLore claim once at quick scale (shared by the tests below; ~25 s in total on 2 cores)."""
     return {cid: execute(cid, scale="quick") for cid in IDS}
-
-
-def _check_common(out, measured_keys, predicted_keys, row_keys):
-    assert V.recompute(out.verdict) == out.verdict
-    assert out.verdict.reason == V.recompute(out.verdict).reason
-    for k in measured_keys:
-        assert k in out.measured, k
-    for k in predicted_keys:
-        assert k in out.predicted, k
-    assert out.rows, "a claim returns its rows"
-    for r in out.rows:
-        for k in ("method", "seed", "step", *row_keys):
-            assert k in r, (k, r)
-        assert isinstance(r["seed"], int) and isinstance(r["step"], int)
 
 
 def test_registered_with_docstrings():

@@ -13,6 +13,7 @@ from claims import osd as O
 from claims import verdicts as V
 from claims.registry import default_registry
 from claims.runner import execute
+from claim_checks import check_outcome as _check_common
 
 IDS = ("osd.thm4.5", "osd.adam-a-below-b4", "osd.online-pca-stationarity", "osd.online-pca")
 
@@ -21,15 +22,6 @@ IDS = ("osd.thm4.5", "osd.adam-a-below-b4", "osd.online-pca-stationarity", "osd.
 def outcomes():
     """Every OSD claim once at quick scale (~6 s in total on 2 cores)."""
     return {cid: execute(cid, scale="quick") for cid in IDS}
-
-
-def _check_common(out, row_keys=()):
-    again = V.recompute(out.verdict)
-    assert again == out.verdict and again.reason == out.verdict.reason
-    assert out.rows
-    for r in out.rows:
-        for k in ("method", "seed", "step", *row_keys):
-            assert k in r, (k, r)
 
 
 def test_registered_with_docstrings():
@@ -43,7 +35,7 @@ def test_registered_with_docstrings():
 
 def test_thm45_hamiltonian_never_increases_and_runs_become_stationary(outcomes):
     out = outcomes["osd.thm4.5"]
-    _check_common(out, ("projection", "t", "H", "grad_norm"))
+    _check_common(out, row_keys=("projection", "t", "H", "grad_norm"))
     # Theorem 4.5 / eq. (8): every (optimizer, projection) pair within the Euler-remainder tolerance, and the four
     # small-step drift runs converge to a stationary point
     assert out.verdict == "holds", out.reason
@@ -67,7 +59,7 @@ def test_thm45_hamiltonian_never_increases_and_runs_become_stationary(outcomes):
 
 def test_adam_below_b4_counterexample(outcomes):
     out = outcomes["osd.adam-a-below-b4"]
-    _check_common(out, ("t", "H", "case"))
+    _check_common(out, row_keys=("t", "H", "case"))
     assert out.verdict == "violated", out.reason
     sc = out.measured["scalar"]
     # dH/dt(0) = (b/(4a) - 1) sum M0^2 for V0 = 1 (e -> 0): +40 at a = 0.05, b = 1, sum M0^2 = 10
@@ -85,7 +77,7 @@ def test_adam_below_b4_counterexample(outcomes):
 
 def test_online_pca_stationarity_fails_assumption_4_4(outcomes):
     out = outcomes["osd.online-pca-stationarity"]
-    _check_common(out, ("t", "grad_norm", "projected_grad_norm"))
+    _check_common(out, row_keys=("t", "grad_norm", "projected_grad_norm"))
     assert out.verdict == "violated", out.reason
     c = out.measured["smallest_counterexample"]
     # an exact equilibrium of (7): nothing moves, the gradient stays at its initial norm 1
@@ -103,7 +95,7 @@ def test_online_pca_stationarity_fails_assumption_4_4(outcomes):
 
 def test_online_pca_converges(outcomes):
     out = outcomes["osd.online-pca"]
-    _check_common(out, ("mode", "theta_max"))
+    _check_common(out, row_keys=("mode", "theta_max"))
     assert out.verdict == "holds", out.reason
     for key, v in out.measured["runs"].items():
         assert v["theta0"] > 1.0  # random starts far from the top subspace

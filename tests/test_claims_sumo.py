@@ -16,6 +16,7 @@ from claims import sumo as CS
 from claims import verdicts as V
 from claims.registry import default_registry
 from claims.runner import execute
+from claim_checks import check_outcome as _check_common
 from synthetic import matrix_with_spectrum, with_condition_number
 
 IDS = ("sumo.lemma3.1", "sumo.lemma3.2", "sumo.lemma3.2-proof-reading", "sumo.lemma3.2-corrected", "sumo.lemma3.3",
@@ -28,20 +29,6 @@ EPS = float(np.finfo(np.float64).eps)
 def outcomes():
     """Every claim of this module once at quick scale (~11 s in total on 2 cores)."""
     return {cid: execute(cid, scale="quick") for cid in IDS}
-
-
-def _check_common(out, measured_keys=(), predicted_keys=(), row_keys=()):
-    again = V.recompute(out.verdict)
-    assert again == out.verdict and again.reason == out.verdict.reason
-    for k in measured_keys:
-        assert k in out.measured, k
-    for k in predicted_keys:
-        assert k in out.predicted, k
-    assert out.rows, "a claim returns its rows"
-    for r in out.rows:
-        for k in ("method", "seed", "step", *row_keys):
-            assert k in r, (k, r)
-        assert isinstance(r["seed"], int) and isinstance(r["step"], int)
 
 
 def test_registered_with_docstrings_and_figures():
