@@ -183,3 +183,33 @@ def test_grad_accumulation_matches_one_big_batch_and_bfloat16_runs(tmp_path):
     assert bf["status"] == "ok" and bf["losses"][0] == pytest.approx(one["losses"][0], rel=2e-2)
     state = ckpt.load_checkpoint(tmp_path / "bf" / "checkpoint.pt")["optimizer"]["state"]
     assert {v["exp_avg"].dtype for v in state.values()} == {torch.bfloat16}  # pure bf16, as the GaLore scaffold
+
+
+def test_sigkill_at_any_point_then_resume_reproduces_the_uninterrupted_run(tmp_path):
+    """A real ``kill -9`` of a running probe (mid-step, mid-write: wherever it lands), then ``--resume``."""
+    import signal
+    import time
+
+    args = ["-m", "probes", "llama", "--size", "tiny", "--optimizer", "galore", "--rank", "4", "--update-gap", "3",
+            "--steps", "120", "--batch-size", "4", "--seq-len", "32", "--lr", "3e-3", "--warmup", "2",
+            "--checkpoint-every", "5", "--quiet"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    full = subprocess.run([sys.executable, *args, "--out", str(tmp_path / "full")], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=180)
+    assert full.returncode == 0, full.stderr[-2000:]
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, *args, "--out", str(killed)], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    rows = killed / "rows.jsonl"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if rows.exists() and rows.read_text().count('"metric": "loss"') >= 17:
+            break
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait(timeout=30) == -signal.SIGKILL, "the run finished before it could be killed"
+    resumed = subprocess.run([sys.executable, *args, "--out", str(killed), "--resume"], cwd=ROOT, env=env,
+                             capture_output=True, text=True, timeout=180)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    loss = lambda out: [r["value"] for r in _rows(out) if r["metric"] == "loss"]  # noqa: E731
+    assert len(loss(tmp_path / "full")) == 120 and loss(killed) == loss(tmp_path / "full")
