@@ -137,46 +137,35 @@ def _nonfinite(name: str, *arrays: np.ndarray) -> str | None:
 
 def upper_bound(measured, bound, *, rtol: float = 0.0, atol: float = 0.0, name: str | None = None) -> Verdict:
     """Holds iff ``measured <= bound + rtol*|bound| + atol`` at every point (PEPit's upper-bound test)."""
-    m, b = np.broadcast_arrays(_arr(measured), _arr(bound))
-    inputs = {"measured": measured, "bound": bound, "rtol": rtol, "atol": atol, "name": name}
-    bad = _nonfinite(_label(name, ""), m, b)
-    if bad:
-        return Verdict(INCONCLUSIVE, bad, "upper_bound", inputs)
-    with np.errstate(invalid="ignore"):
-        limit = b + rtol * np.abs(b) + atol
-        slack = np.where(np.isinf(limit) & (limit > 0), np.inf, limit - m)
-    idx = np.unravel_index(int(np.argmin(slack)), slack.shape) if slack.size else ()
-    n_bad = int((slack < 0).sum())
-    tol = f" (rtol={rtol:g}, atol={atol:g})" if (rtol or atol) else ""
-    lab = _label(name, "")
-    if n_bad:
-        return Verdict(VIOLATED, f"{lab}measured {_fmt(m[idx])} > bound {_fmt(b[idx])}{tol}"
-                       f"{_where(idx, m.shape)}; exceeded at {n_bad}/{m.size} points", "upper_bound", inputs)
-    scope = f"all {m.size} points within bound; tightest" if m.size > 1 else "measured"
-    return Verdict(HOLDS, f"{lab}{scope} {_fmt(m[idx])} <= bound {_fmt(b[idx])}{tol}{_where(idx, m.shape) if m.size > 1 else ''}",
-                   "upper_bound", inputs)
+    return _one_sided(measured, bound, rtol, atol, name, upper=True)
 
 
 def lower_bound(measured, bound, *, rtol: float = 0.0, atol: float = 0.0, name: str | None = None) -> Verdict:
     """Holds iff ``measured >= bound - rtol*|bound| - atol`` at every point."""
+    return _one_sided(measured, bound, rtol, atol, name, upper=False)
+
+
+def _one_sided(measured, bound, rtol: float, atol: float, name: str | None, *, upper: bool) -> Verdict:
+    rule, sign = ("upper_bound", 1.0) if upper else ("lower_bound", -1.0)
     m, b = np.broadcast_arrays(_arr(measured), _arr(bound))
     inputs = {"measured": measured, "bound": bound, "rtol": rtol, "atol": atol, "name": name}
     bad = _nonfinite(_label(name, ""), m, b)
     if bad:
-        return Verdict(INCONCLUSIVE, bad, "lower_bound", inputs)
+        return Verdict(INCONCLUSIVE, bad, rule, inputs)
     with np.errstate(invalid="ignore"):
-        limit = b - rtol * np.abs(b) - atol
-        slack = np.where(np.isinf(limit) & (limit < 0), np.inf, m - limit)
+        limit = b + sign * (rtol * np.abs(b) + atol)
+        slack = np.where(np.isinf(limit) & (sign * limit > 0), np.inf, sign * (limit - m))
     idx = np.unravel_index(int(np.argmin(slack)), slack.shape) if slack.size else ()
     n_bad = int((slack < 0).sum())
     tol = f" (rtol={rtol:g}, atol={atol:g})" if (rtol or atol) else ""
     lab = _label(name, "")
+    beyond, within, where = (">", "<=", "exceeded") if upper else ("<", ">=", "below")
     if n_bad:
-        return Verdict(VIOLATED, f"{lab}measured {_fmt(m[idx])} < bound {_fmt(b[idx])}{tol}"
-                       f"{_where(idx, m.shape)}; below at {n_bad}/{m.size} points", "lower_bound", inputs)
+        return Verdict(VIOLATED, f"{lab}measured {_fmt(m[idx])} {beyond} bound {_fmt(b[idx])}{tol}"
+                       f"{_where(idx, m.shape)}; {where} at {n_bad}/{m.size} points", rule, inputs)
     scope = f"all {m.size} points within bound; tightest" if m.size > 1 else "measured"
-    return Verdict(HOLDS, f"{lab}{scope} {_fmt(m[idx])} >= bound {_fmt(b[idx])}{tol}{_where(idx, m.shape) if m.size > 1 else ''}",
-                   "lower_bound", inputs)
+    return Verdict(HOLDS, f"{lab}{scope} {_fmt(m[idx])} {within} bound {_fmt(b[idx])}{tol}"
+                   f"{_where(idx, m.shape) if m.size > 1 else ''}", rule, inputs)
 
 
 def close_to(measured, predicted, *, rtol: float, atol: float = 0.0, name: str | None = None) -> Verdict:
