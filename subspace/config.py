@@ -9,9 +9,14 @@ from __future__ import annotations
 import math
 from numbers import Real
 
+import torch
+
 from .orthogonalize import COEFFICIENTS, resolve_schedule
 
-__all__ = ["CHOICES", "GROUP_DEFAULTS", "validate_group"]
+__all__ = ["CHOICES", "DTYPES", "GROUP_DEFAULTS", "validate_group"]
+
+#: The precisions a user may name (``state_dtype``, ``ns_dtype``, the probes' ``--dtype``).
+DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16}
 
 #: Keys whose value is one of a fixed set of names.
 CHOICES: dict[str, tuple] = {

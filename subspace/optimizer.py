@@ -24,14 +24,13 @@ from typing import Callable, Optional
 import torch
 
 from .bases import canonical_basis
-from .config import GROUP_DEFAULTS, validate_group
+from .config import DTYPES, GROUP_DEFAULTS, validate_group
 from .orthogonalize import newton_schulz, polar
 from .projection import move_moments, new_basis, online_pca_step, orient, refresh_due
 from .updates import adam_combine, adam_moments, momentum_direction, shape_factor, subset_norm_stat
 
 __all__ = ["SubspaceOptimizer"]
 
-_DTYPES = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16}
 _SUBSPACE_KEYS = ("exp_avg", "exp_avg_sq")
 
 
@@ -124,7 +123,7 @@ class SubspaceOptimizer(torch.optim.Optimizer):
 
     def _update(self, p: torch.Tensor, group: dict) -> None:
         state = self.state[p]
-        dtype = _DTYPES[group["state_dtype"]] if group["state_dtype"] else p.dtype
+        dtype = DTYPES[group["state_dtype"]] if group["state_dtype"] else p.dtype
         matrix = p.ndim == 2 or (p.ndim > 2 and group["nd_rule"] == "reshape")
         if "step" not in state:
             state["step"] = 0
@@ -242,7 +241,7 @@ class SubspaceOptimizer(torch.optim.Optimizer):
         else:
             O = newton_schulz(D, steps=int(group["ns_steps"]), coeffs=group["ns_coeffs"],
                               normalize=group["ns_normalize"],
-                              dtype=_DTYPES[group["ns_dtype"]] if group["ns_dtype"] else None)
+                              dtype=DTYPES[group["ns_dtype"]] if group["ns_dtype"] else None)
         gamma = group["limiter"]
         if gamma is not None:
             norm = float(torch.linalg.matrix_norm(O))
