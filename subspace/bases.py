@@ -20,17 +20,26 @@ def _work_dtype(dtype: torch.dtype) -> torch.dtype:
 
 
 def stiefel(m: int, r: int, generator: torch.Generator | None = None, *,
-            dtype: torch.dtype = torch.float32, device: torch.device | str | None = None) -> torch.Tensor:
+            dtype: torch.dtype = torch.float32, device: torch.device | str | None = None,
+            method: str = "qr") -> torch.Tensor:
     """Uniform sample from the Stiefel manifold St(m, r): an (m, r) matrix with orthonormal columns.
 
     Draws Z ~ N(0, 1)^{m x r} from ``generator`` (on the CPU, so a seed gives the same basis on every device
-    and every DDP rank), takes Z = Q R and returns Q diag(sign(diag R)).
+    and every DDP rank). ``method="qr"``: Z = Q R and the sample is Q diag(sign(diag R)) (Mezzadri 2007).
+    ``method="polar"``: the sample is Z (Z^T Z)^(-1/2) (Chikuse 2012, Thm 2.2.1; GoLore Prop. 1 and its code,
+    pkumelon/Golore@7ee5a8a golore_projector.py ``get_random_orthogonal_matrix``), computed from the float64
+    eigensystem of the r x r matrix Z^T Z. Both laws are exactly Haar; for one Z the two samples differ.
     """
     if not isinstance(m, int) or not isinstance(r, int) or m < 1 or r < 1:
         raise ValueError(f"stiefel: m and r must be positive ints, got m={m!r}, r={r!r}")
     if r > m:
         raise ValueError(f"stiefel: r={r} must not exceed m={m}")
+    if method not in ("qr", "polar"):
+        raise ValueError(f"method={method!r} is invalid; allowed: ['qr', 'polar']")
     Z = torch.randn(m, r, generator=generator, dtype=_work_dtype(dtype))
+    if method == "polar":
+        w, V = torch.linalg.eigh(Z.double().mT @ Z.double())
+        return ((Z.double() @ V) * w.rsqrt() @ V.mT).to(dtype=dtype, device=device)
     Q, R = torch.linalg.qr(Z)
     signs = torch.sign(torch.diagonal(R))
     signs[signs == 0] = 1.0
@@ -46,34 +55,39 @@ def svd_basis(G: torch.Tensor, r: int, side: str = "left", driver: str = "svd") 
     """Top-r singular vectors of G: left ones (k = rows) or right ones (k = cols), as a (k, r) matrix.
 
     ``driver="svd"``: thin SVD of G in its own orientation (as the official GaLore code does), in float32 or
-    float64. ``driver="gram"``: top-r eigenvectors of the k x k Gram matrix (G G^T or G^T G) in float64, the same
-    subspace (singular-vector signs may differ) at a fraction of the cost when k << max(m, n); float64 keeps the
-    squared condition number harmless for the top-r directions. A failure to converge is retried in float64,
+    float64. ``driver="gram"``: top-r eigenvectors of the k x k Gram matrix (G G^T or G^T G) formed and
+    decomposed in float64 from G's exact values (the same subspace, signs may differ). Its error on the subspace
+    is ~ eps64 s1^2 / (s_r^2 - s_{r+1}^2), far below a float32 SVD's ~ eps32 s1 / (s_r - s_{r+1}) for any
+    condition number below eps32 / eps64 ~ 5e8; forming the Gram in float32 first would cost it the subspace
+    (sin theta = 0.1 on a float32 gradient with s1 / s_r = 2.5e3). A failure to converge is retried in float64,
     then with the other driver; if all fail, ``torch.linalg.LinAlgError`` propagates so the caller can keep its
-    previous basis.
+    previous basis. The basis is returned in float32 (float64 for float64 input).
     """
     if driver not in ("svd", "gram"):
         raise ValueError(f"driver={driver!r} is invalid; allowed: ['svd', 'gram']")
-    work = G.to(_work_dtype(G.dtype))
+    out_dtype = _work_dtype(G.dtype)
     if driver == "gram":
         try:
-            return _gram_eigh_basis(work, r, side)
+            return _gram_eigh_basis(G, r, side).to(out_dtype)
         except torch.linalg.LinAlgError:
             pass
+    work = G.to(out_dtype)
     try:
         U, _, Vh = torch.linalg.svd(work, full_matrices=False)
     except torch.linalg.LinAlgError:
         try:
             U, _, Vh = torch.linalg.svd(work.double(), full_matrices=False)
         except torch.linalg.LinAlgError:
-            return _gram_eigh_basis(work, r, side)
-    return (U[:, :r] if side == "left" else Vh[:r].mT).to(work.dtype)
+            return _gram_eigh_basis(G, r, side).to(out_dtype)
+    return (U[:, :r] if side == "left" else Vh[:r].mT).to(out_dtype)
 
 
-def _gram_eigh_basis(work: torch.Tensor, r: int, side: str) -> torch.Tensor:
-    gram = work @ work.mT if side == "left" else work.mT @ work
-    _, vecs = torch.linalg.eigh(gram.double())
-    return vecs[:, -r:].flip(-1).to(work.dtype)
+def _gram_eigh_basis(G: torch.Tensor, r: int, side: str) -> torch.Tensor:
+    """Top-r eigenvectors of the float64 Gram matrix of G (float64 result)."""
+    G64 = G.to(torch.float64)
+    gram = G64 @ G64.mT if side == "left" else G64.mT @ G64
+    _, vecs = torch.linalg.eigh(gram)
+    return vecs[:, -r:].flip(-1)
 
 
 def randomized_svd_basis(G: torch.Tensor, r: int, side: str = "left", *, oversample: int = 5,
@@ -83,23 +97,21 @@ def randomized_svd_basis(G: torch.Tensor, r: int, side: str = "left", *, oversam
     For the left side: Y = (G G^T)^q G Omega with Omega ~ N(0,1)^{n x (r+p)}, re-orthonormalised by QR after
     every multiplication (Alg. 4.4); Q = qr(Y); then the exact SVD of the small (r+p) x n matrix Q^T G gives
     the top-r directions U = Q U_small[:, :r]. The right side applies the same to G^T. Cost O(mn(r+p)(2q+1)).
+    The products and decompositions run in float64 (Omega is drawn in float32, float64 for float64 input), so
+    round-off adds only ~ eps64 s1 / (s_r - s_{r+1}) to the method's own randomized error, which decays like
+    (s_{r+p+1} / s_r)^(2q+1) (Halko et al. 2011, Cor. 10.10). The basis is returned in float32 (float64 for
+    float64 input).
     """
-    work = G.to(_work_dtype(G.dtype))
-    A = work if side == "left" else work.mT
+    A = (G if side == "left" else G.mT).to(torch.float64)
     k, n = A.shape
     width = min(r + oversample, k, n)
-    omega = torch.randn(n, width, generator=generator, dtype=work.dtype).to(A.device)
+    omega = torch.randn(n, width, generator=generator, dtype=_work_dtype(G.dtype)).to(A)
     Q, _ = torch.linalg.qr(A @ omega)
     for _ in range(power_iters):
         Z, _ = torch.linalg.qr(A.mT @ Q)
         Q, _ = torch.linalg.qr(A @ Z)
-    small = Q.mT @ A
-    try:
-        U_small, _, _ = torch.linalg.svd(small, full_matrices=False)
-    except torch.linalg.LinAlgError:
-        U_small, _, _ = torch.linalg.svd(small.double(), full_matrices=False)
-        U_small = U_small.to(work.dtype)
+    U_small, _, _ = torch.linalg.svd(Q.mT @ A, full_matrices=False)
     basis = Q @ U_small[:, :r]
     if basis.shape[1] < r:  # G had fewer than r columns in the sketch: complete with the canonical basis
         basis = torch.linalg.qr(torch.cat([basis, canonical_basis(k, r, dtype=basis.dtype, device=basis.device)], 1))[0][:, :r]
-    return basis
+    return basis.to(_work_dtype(G.dtype))

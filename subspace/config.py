@@ -23,6 +23,7 @@ CHOICES: dict[str, tuple] = {
     # stage 1: projector (which r-dimensional subspace of the smaller side)
     "projector": ("none", "svd", "rsvd", "stiefel", "online-pca"),
     "svd_driver": ("gram", "svd"),              # top-r subspace from eigh of the k x k Gram (float64) or a thin SVD
+    "basis_signs": ("aligned", "decomposition"),  # new columns' signs aligned with the previous basis, or as found
     "side": ("auto", "left", "right"),         # project the smaller side (GaLore's rule) or force one side
     "refresh_index": ("zero", "one"),            # refresh at steps 0, T, 2T (papers) or 1, T, 2T (1-indexed codes)
     "moment_on_refresh": ("keep", "transport", "reset"),
@@ -48,7 +49,7 @@ CHOICES: dict[str, tuple] = {
 GROUP_DEFAULTS: dict = {
     "lr": 1e-3, "weight_decay": 0.0, "wd_order": "after",
     "projector": "none", "side": "auto", "rank": 128, "update_gap": 200, "refresh_index": "zero", "refresh_stagger": False,
-    "svd_driver": "gram", "random_after": None,
+    "svd_driver": "gram", "basis_signs": "aligned", "random_after": None,
     "oversample": 5, "power_iters": 2, "moment_on_refresh": "keep",
     "pca_lr_rule": "ratio", "pca_lr_ratio": 5.0, "pca_orth": 0.1, "pca_weight_decay": None,
     "base": "adam", "betas": (0.9, 0.999), "eps": 1e-8, "eps_style": "torch", "bias_correction": True,

@@ -206,7 +206,8 @@ def _configs(name: str, mode: str, hparams: dict) -> tuple[dict, dict]:
     hp = dict(hparams)
     fraction, total = hp.pop("golore_fraction", None), hp.pop("total_steps", None)
     dense_over = {k[len("dense_"):]: hp.pop(k) for k in _DENSE_KEYS if k in hp}
-    official = {"svd_driver": "svd", **preset.official} if mode == "official" else {}  # every code calls linalg.svd
+    # every code calls linalg.svd and keeps its signs
+    official = {"svd_driver": "svd", "basis_signs": "decomposition", **preset.official} if mode == "official" else {}
     low = {**GROUP_DEFAULTS, **preset.low_rank, **official}
     unknown = sorted(set(hp) - set(GROUP_DEFAULTS))
     if unknown:
