@@ -3,6 +3,11 @@
 A method is a projector x base update x (optional) orthogonalizer x outer step; each key below picks or tunes one
 of those stages. Presets (``subspace.presets``) are nothing but values for these keys. Invalid values raise
 ValueError naming the key and what it allows.
+
+``READS`` says when each key is read, in terms of the stages a group runs (``stages``): a key is meaningful for a
+group only when one of its stages is active, and ``reads(cfg)`` lists those keys. A group with ``low_rank=False``
+runs the dense rule: the group's base update (Adam or momentum) on the raw gradient, with no projector,
+orthogonalizer, preconditioner or shape factor.
 """
 from __future__ import annotations
 
@@ -13,23 +18,28 @@ import torch
 
 from .orthogonalize import COEFFICIENTS, resolve_schedule
 
-__all__ = ["CHOICES", "DTYPES", "GROUP_DEFAULTS", "validate_group"]
+__all__ = ["CHOICES", "DTYPES", "GROUP_DEFAULTS", "READS", "DENSE_BASES", "stages", "reads", "validate_group"]
 
 #: The precisions a user may name (``state_dtype``, ``ns_dtype``, the probes' ``--dtype``).
 DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16}
 
 #: Keys whose value is one of a fixed set of names.
 CHOICES: dict[str, tuple] = {
-    # stage 1: projector (which r-dimensional subspace of the smaller side)
+    # stage 1: projector (which r-dimensional subspace of the smaller side); also a callable fn(A, r, t) -> Q
     "projector": ("none", "svd", "rsvd", "stiefel", "online-pca"),
+    "stiefel_method": ("qr", "polar"),          # uniform on St(k, r): QR of a Gaussian with the sign fix, or Z (Z^T Z)^(-1/2)
     "svd_driver": ("gram", "svd"),              # top-r subspace from eigh of the k x k Gram (float64) or a thin SVD
     "basis_signs": ("aligned", "decomposition"),  # new columns' signs aligned with the previous basis, or as found
     "side": ("auto", "left", "right"),         # project the smaller side (GaLore's rule) or force one side
     "refresh_index": ("zero", "one"),            # refresh at steps 0, T, 2T (papers) or 1, T, 2T (1-indexed codes)
-    "moment_on_refresh": ("keep", "transport", "reset"),
+    # keep / transport M <- Q_new^T Q_old M / reset to zero; "transport-step": the refresh step uses the transported
+    # moment, the stored one stays untransported (GoLore code); "reset-after": the refresh step uses the old moment,
+    # then the stored one is zeroed (SN-SM code)
+    "moment_on_refresh": ("keep", "transport", "reset", "transport-step", "reset-after"),
     "pca_lr_rule": ("ratio", "gap"),            # OSD: eta_P = alpha*eta_W (paper) or (1/T)*lr_t/lr_peak (code)
     # stage 2: base update in the subspace
     "base": ("adam", "ema", "momentum"),
+    "momentum_init": ("zero", "grad"),          # first momentum buffer 0 (papers) or the gradient (torch.optim.SGD)
     "eps_style": ("torch", "hf"),               # eps on the bias-corrected sqrt(v) (torch) or on the raw sqrt(v) (HF)
     # stage 3: orthogonalizer
     "orthogonalizer": ("none", "polar", "newton-schulz"),
@@ -47,19 +57,86 @@ CHOICES: dict[str, tuple] = {
 
 #: Every group key with its default (the neutral value: plain Adam on the full matrix).
 GROUP_DEFAULTS: dict = {
-    "lr": 1e-3, "weight_decay": 0.0, "wd_order": "after",
+    "lr": 1e-3, "fixed_lr": None, "weight_decay": 0.0, "wd_order": "after",
     "projector": "none", "side": "auto", "rank": 128, "update_gap": 200, "refresh_index": "zero", "refresh_stagger": False,
-    "svd_driver": "gram", "basis_signs": "aligned", "random_after": None,
+    "svd_driver": "gram", "basis_signs": "aligned", "random_after": None, "stiefel_method": "qr",
     "oversample": 5, "power_iters": 2, "moment_on_refresh": "keep",
     "pca_lr_rule": "ratio", "pca_lr_ratio": 5.0, "pca_orth": 0.1, "pca_weight_decay": None,
     "base": "adam", "betas": (0.9, 0.999), "eps": 1e-8, "eps_style": "torch", "bias_correction": True,
-    "momentum": 0.9, "dampening": 0.0, "nesterov": False, "nesterov_overwrite": False,
+    "momentum": 0.9, "dampening": 0.0, "nesterov": False, "nesterov_overwrite": False, "momentum_init": "zero",
     "orthogonalizer": "none", "polar_method": "svd", "ns_steps": 5, "ns_coeffs": "muon", "ns_normalize": "frobenius", "ns_dtype": None,
     "limiter": None, "complement_scale": 0.0,
     "preconditioner": "none", "subset": "heuristic", "subset_reduce": "sum",
     "scale": 1.0, "shape_scale": "none", "nd_rule": "reshape", "state_dtype": None,
     "low_rank": True,
 }
+
+#: Base updates the dense rule may run.
+DENSE_BASES = ("adam", "momentum")
+
+#: When each key is read: the stages (``stages``) under any of which a group reads it.
+READS: dict[str, tuple[str, ...]] = {
+    # every rule (``fixed_lr``: when set, the step uses it instead of ``lr``, which LR schedulers edit)
+    "lr": ("every",), "fixed_lr": ("every",), "weight_decay": ("every",), "wd_order": ("every",),
+    "state_dtype": ("every",), "low_rank": ("every",), "base": ("every",),
+    # the matrix rule: its stage choices and outer step
+    "projector": ("matrix",), "orthogonalizer": ("matrix",), "preconditioner": ("matrix",),
+    "scale": ("matrix",), "shape_scale": ("matrix",), "nd_rule": ("matrix",),
+    # stage 1: projector
+    "rank": ("projected",), "side": ("projected",), "complement_scale": ("projected",),
+    "svd_driver": ("projector=svd", "projector=online-pca"), "basis_signs": ("projector=svd", "projector=rsvd"),
+    "update_gap": ("refreshed", "pca_lr_rule=gap"), "refresh_index": ("refreshed",),
+    "refresh_stagger": ("refreshed",), "moment_on_refresh": ("refreshed",), "random_after": ("refreshed",),
+    "stiefel_method": ("random",),
+    "oversample": ("projector=rsvd",), "power_iters": ("projector=rsvd",),
+    "pca_lr_rule": ("projector=online-pca",), "pca_lr_ratio": ("pca_lr_rule=ratio",),
+    "pca_orth": ("projector=online-pca",), "pca_weight_decay": ("projector=online-pca",),
+    # stage 2: base update (the Subset-Norm preconditioner is Adam's denominator)
+    "betas": ("base=adam", "base=ema", "preconditioner=subset-norm"),
+    "eps": ("base=adam", "preconditioner=subset-norm"), "eps_style": ("base=adam", "preconditioner=subset-norm"),
+    "bias_correction": ("base=adam", "preconditioner=subset-norm"),
+    "momentum": ("base=momentum",), "dampening": ("base=momentum",), "nesterov": ("base=momentum",),
+    "nesterov_overwrite": ("base=momentum",), "momentum_init": ("base=momentum",),
+    # stage 3: orthogonalizer
+    "polar_method": ("orthogonalizer=polar",), "limiter": ("orthogonalized",),
+    "ns_steps": ("orthogonalizer=newton-schulz",), "ns_coeffs": ("orthogonalizer=newton-schulz",),
+    "ns_normalize": ("orthogonalizer=newton-schulz",), "ns_dtype": ("orthogonalizer=newton-schulz",),
+    # stage 4: preconditioner
+    "subset": ("preconditioner=subset-norm",), "subset_reduce": ("preconditioner=subset-norm",),
+}
+
+
+def stages(cfg: dict) -> frozenset[str]:
+    """The stages a group config runs, as ``READS`` names them (missing keys take ``GROUP_DEFAULTS``).
+
+    ``projected``: any projector; ``refreshed``: one that is redrawn every ``update_gap`` steps (svd, rsvd,
+    stiefel, a callable); ``random``: a uniform Stiefel basis can be drawn (stiefel, or ``random_after`` set);
+    ``orthogonalized``: any orthogonalizer; ``matrix``: the low-rank (matrix) rule, not the dense one.
+    """
+    cfg = {**GROUP_DEFAULTS, **cfg}
+    out = {"every", f"base={cfg['base']}"}
+    if not cfg["low_rank"]:
+        return frozenset(out)
+    proj = "callable" if callable(cfg["projector"]) else cfg["projector"]
+    out |= {"matrix", f"projector={proj}", f"orthogonalizer={cfg['orthogonalizer']}",
+            f"preconditioner={cfg['preconditioner']}"}
+    if proj != "none":
+        out.add("projected")
+    if proj in ("svd", "rsvd", "stiefel", "callable"):
+        out.add("refreshed")
+        if proj == "stiefel" or cfg["random_after"] is not None:
+            out.add("random")
+    if proj == "online-pca":
+        out.add(f"pca_lr_rule={cfg['pca_lr_rule']}")
+    if cfg["orthogonalizer"] != "none":
+        out.add("orthogonalized")
+    return frozenset(out)
+
+
+def reads(cfg: dict) -> frozenset[str]:
+    """The keys a group with this config reads (every other key has no effect on it)."""
+    active = stages(cfg)
+    return frozenset(k for k, when in READS.items() if active.intersection(when))
 
 
 def _fail(key, value, allowed):
@@ -88,13 +165,16 @@ def validate_group(group: dict) -> dict:
     if unknown:
         raise ValueError(f"unknown hyper-parameter(s) {unknown}; allowed: {sorted(GROUP_DEFAULTS)}")
     for key, allowed in CHOICES.items():
-        if key in group and group[key] not in allowed:
-            _fail(key, group[key], list(allowed))
+        if key in group and group[key] not in allowed and not (key == "projector" and callable(group[key])):
+            _fail(key, group[key], list(allowed) + (["a callable fn(A, r, t) -> Q"] if key == "projector" else []))
+    if group.get("low_rank") is False and group.get("base", GROUP_DEFAULTS["base"]) not in DENSE_BASES:
+        _fail("base", group["base"], f"{list(DENSE_BASES)} in a dense group (low_rank=False)")
     for key in ("lr", "weight_decay", "eps", "scale", "complement_scale", "pca_orth", "pca_lr_ratio"):
         if key in group:
             _number(key, group[key], lo=0.0)
-    if group.get("pca_weight_decay") is not None:
-        _number("pca_weight_decay", group["pca_weight_decay"], lo=0.0)
+    for key in ("pca_weight_decay", "fixed_lr"):
+        if group.get(key) is not None:
+            _number(key, group[key], lo=0.0)
     for key in ("rank", "update_gap"):
         if key in group:
             _number(key, group[key], lo=1, integer=True)
