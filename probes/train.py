@@ -341,227 +341,320 @@ def train(cfg: ProbeConfig) -> dict:
     """Run (or resume) a probe; returns ``{"status", "losses", "steps_done", "eval", "message", "out", ...}``.
 
     ``status`` is ``"ok"`` or ``"nonfinite"`` (the run stopped at a non-finite loss or gradient).
+    The run goes through five stages, each a method of :class:`_ProbeRun`: set-up (``__init__``), ``resume``,
+    ``step`` (one optimizer step), ``instrument`` (rows, evaluation, checkpoint and progress after a step) and
+    ``finish`` (final checkpoint, evaluation and summary).
     """
+    run = _ProbeRun(cfg)
+    if cfg.resume:
+        run.resume()
+    run.distribute()
+    status, message = "ok", ""
+    try:
+        for step in range(run.start, cfg.steps):
+            run.instrument(step, run.step(step))
+    except NonFiniteLoss as exc:
+        status, message = "nonfinite", run.stop_nonfinite(exc)
+    return run.finish(status, message)
+
+
+@dataclass
+class _StepResult:
+    """What one optimizer step measured."""
+    loss: float
+    grad_norm: float
+    lr: float
+    step_time_s: float
+    optimizer_time_s: float
+    tokens: int
+    refreshed: list
+
+
+class _ProbeRun:
+    """The state of one probe run, shared by the stages of :func:`train`."""
+
+    def __init__(self, cfg: ProbeConfig):
+        """Set-up: validate ``cfg``, join the process group, build data, model, optimizer, schedule and row writer."""
+        _validate(cfg)
+        self.cfg = cfg
+        self.owns_pg = False
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            import torch.distributed as dist
+            self.owns_pg = not dist.is_initialized()
+        self.rank, self.world, self.device, self.distributed = _dist_setup(cfg)
+        if self.device.type == "cuda" and not torch.cuda.is_available():
+            raise RuntimeError("device=cuda requested but CUDA is not available")
+        if cfg.batch_size % (self.world * cfg.grad_accum):
+            raise ValueError(f"batch_size={cfg.batch_size} must be divisible by world size x grad_accum "
+                             f"= {self.world} x {cfg.grad_accum}")
+        self.main = self.rank == 0
+        self.out = Path(cfg.out) if cfg.out else None
+        if self.out is not None and self.main:
+            self.out.mkdir(parents=True, exist_ok=True)
+        self.config = cfg.to_dict()
+        self.run_id = hashlib.sha1(json.dumps(cfg.identity(), sort_keys=True).encode()).hexdigest()[:12]
+        self.version = code_version()
+
+        torch.manual_seed(cfg.seed)
+        self.data = build_data(cfg)
+        self.model = build_model(cfg, self.data, self.device, _DTYPES[cfg.dtype])
+        self.model.train()
+        self.net = self.model
+        self.optimizer = make_optimizer(cfg, self.model)
+        warmup = cfg.warmup if cfg.warmup is not None else cfg.steps // 10
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda s: lr_factor(s, cfg.steps, warmup, cfg.min_lr_ratio))
+        self.order = D.BatchOrder(self.data.n_train, cfg.batch_size, seed=cfg.seed)
+        self.history = {"loss": [], "lr": []}
+        self.start = 0
+        self.last_good = None
+        self.times = {"refresh": [], "update": []}
+        self.tokens_seen = 0
+
+    # --------------------------------------------------------------------------------------- resume
+    def resume(self) -> None:
+        """Restore weights, optimizer, schedule, RNG and history from the checkpoint; refuse a changed run."""
+        cfg, out = self.cfg, self.out
+        path = Path(cfg.resume) if isinstance(cfg.resume, str) else (ckpt.checkpoint_path(out) if out else None)
+        if path is None:
+            raise ValueError("resume=True needs out=<run folder>")
+        ck = ckpt.load_checkpoint(path, map_location=self.device)
+        saved = ProbeConfig(**{k: v for k, v in ck["config"].items() if k in self.config}).identity()
+        diff = sorted(k for k in saved if saved[k] != cfg.identity()[k])
+        if diff:
+            raise ValueError(f"{path}: checkpoint was written with a different configuration "
+                             f"({', '.join(f'{k}: {saved[k]!r} vs {cfg.identity()[k]!r}' for k in diff)})")
+        self.model.load_state_dict(ck["model"])
+        self.optimizer.load_state_dict(ck["optimizer"])
+        self.scheduler.load_state_dict(ck["scheduler"])
+        ckpt.set_rng_state(ck["rng"])
+        self.history = {k: list(v) for k, v in ck["history"].items()}
+        self.start = int(ck["step"])
+        if ck["data"].get("n_train") != self.data.n_train:
+            raise ValueError(f"{path}: the data changed since the checkpoint "
+                             f"(n_train {ck['data'].get('n_train')} vs {self.data.n_train})")
+        if out is not None:
+            self.last_good = self.start
+            if self.main:
+                _truncate_rows(out / "rows.jsonl", self.start)
+
+    def distribute(self) -> None:
+        """Wrap the model for DDP (after any resume), open the rows and pick the instrumented layers."""
+        cfg = self.cfg
+        if self.distributed:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+            self.net = DDP(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        rows_path = self.out / "rows.jsonl" if (self.out is not None and self.main) else None
+        self.rows = _Rows(rows_path, self.config, self.version, self.run_id)
+        self.tracked = _tracked(self.optimizer, cfg.instrument_layers) if cfg.instrument_every else []
+        self.tracked_ids = {id(p): name for name, p in self.tracked}
+        self.params = [p for p in self.model.parameters() if p.requires_grad]
+        self.prev_bases = _bases(self.optimizer)
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+        self.t_run = time.perf_counter()
+        self.log(f"probe {cfg.model}-{cfg.size} {cfg.optimizer} | {sum(p.numel() for p in self.params):,} params | "
+                 f"{self.data.n_train} train / {self.data.n_val} val examples | world {self.world} | "
+                 f"steps {self.start}->{cfg.steps}")
+
+    def log(self, msg: str) -> None:
+        if self.main and not self.cfg.quiet:
+            print(msg, file=sys.stderr, flush=True)
+
+    # --------------------------------------------------------------------------------------- step
+    def step(self, step: int) -> _StepResult:
+        """One optimizer step on the global batch of ``step``: micro-batches, loss all-reduce, clipping, update."""
+        cfg, device = self.cfg, self.device
+        _sync(device)
+        t0 = time.perf_counter()
+        loss_val, ntok = self._forward_backward(step)
+        if not math.isfinite(loss_val):
+            raise NonFiniteLoss(f"non-finite loss ({loss_val}) at step {step}")
+        if cfg.clip > 0:
+            gnorm = float(torch.nn.utils.clip_grad_norm_(self.params, cfg.clip))
+        else:
+            gnorm = float(torch.linalg.vector_norm(torch.stack(
+                [torch.linalg.vector_norm(p.grad.detach().float()) for p in self.params if p.grad is not None])))
+        lr_now = self.optimizer.param_groups[0]["lr"]
+        t_step = time.perf_counter()
+        try:
+            self.optimizer.step()
+        except FloatingPointError as exc:
+            raise NonFiniteLoss(f"non-finite gradient at step {step} ({exc})") from exc
+        _sync(device)
+        t_opt = time.perf_counter() - t_step
+        self.scheduler.step()
+        bases = _bases(self.optimizer)
+        refreshed = [pid for pid, Q in bases.items() if Q is not None and self.prev_bases.get(pid) is not Q]
+        self.bases = bases
+        dt = time.perf_counter() - t0
+        (self.times["refresh"] if refreshed else self.times["update"]).append(t_opt)
+        self.history["loss"].append(loss_val)
+        self.history["lr"].append(lr_now)
+        self.tokens_seen += ntok
+        return _StepResult(loss_val, gnorm, lr_now, dt, t_opt, ntok, refreshed)
+
+    def _forward_backward(self, step: int) -> tuple[float, int]:
+        """Accumulate the gradient of the global batch; returns (mean loss over all ranks, tokens in the batch)."""
+        cfg, device = self.cfg, self.device
+        micro = cfg.batch_size // self.world // cfg.grad_accum
+        idx = self.order.indices(step, self.rank, self.world)
+        loss_acc = torch.zeros((), dtype=torch.float64, device=device)
+        ntok = 0
+        for j in range(cfg.grad_accum):
+            b = {k: v.to(device) for k, v in self.data.train_batch(idx[j * micro:(j + 1) * micro]).items()}
+            ntok += int(b["attention_mask"].sum()) if "attention_mask" in b else b["input_ids"].numel()
+            sync = (not self.distributed) or j == cfg.grad_accum - 1
+            with (contextlib.nullcontext() if sync else self.net.no_sync()):
+                loss = self.net(**b).loss
+                (loss / cfg.grad_accum).backward()
+            loss_acc += loss.detach().double() / cfg.grad_accum
+        if self.distributed:
+            import torch.distributed as dist
+            dist.all_reduce(loss_acc)
+            loss_acc /= self.world
+            t = torch.tensor([ntok], device=device)
+            dist.all_reduce(t)
+            ntok = int(t)
+        return float(loss_acc), ntok
+
+    # --------------------------------------------------------------------------------------- instrument
+    def instrument(self, step: int, res: _StepResult) -> None:
+        """After a step: train and instrument rows, periodic evaluation and checkpoint, the progress line."""
+        cfg, rows = self.cfg, self.rows
+        if self.main:
+            self._write_train_rows(step, res)
+        self.prev_bases = self.bases
+        if cfg.instrument_every and (step % cfg.instrument_every == 0 or step == cfg.steps - 1):
+            if self.main:
+                self._write_layer_rows(step)
+            if self.distributed:
+                _check_bases(self.optimizer, self.device, rows, step, self.world)
+        self.optimizer.zero_grad(set_to_none=True)
+        done = step + 1
+        if cfg.eval_every and done % cfg.eval_every == 0 and done < cfg.steps:
+            for k, v in evaluate(self.model, self.data, cfg, self.device).items():
+                rows.write("eval", step, k, v)
+        if cfg.checkpoint_every and done % cfg.checkpoint_every == 0:
+            self.save(done)
+        rows.flush()
+        if step % max(1, cfg.log_every) == 0 or done == cfg.steps:
+            self._log_progress(done, res)
+
+    def _write_train_rows(self, step: int, res: _StepResult) -> None:
+        for metric, value in (("loss", res.loss), ("lr", res.lr), ("grad_norm", res.grad_norm),
+                              ("step_time_s", res.step_time_s), ("optimizer_time_s", res.optimizer_time_s),
+                              ("tokens_per_s", res.tokens / res.step_time_s), ("refresh", bool(res.refreshed)),
+                              ("peak_memory_bytes", _peak_memory(self.device))):
+            self.rows.write("train", step, metric, value)
+        # consecutive bases of tracked layers: principal angles at every refresh
+        for pid in res.refreshed:
+            if pid in self.tracked_ids and self.prev_bases.get(pid) is not None:
+                for k, v in I.basis_stats(self.prev_bases[pid], self.bases[pid]).items():
+                    self.rows.write("instrument", step, f"basis.{k}", v, layer=self.tracked_ids[pid])
+
+    def _write_layer_rows(self, step: int) -> None:
+        self.rows.write("instrument", step, "optimizer.state_bytes", self._state_bytes())
+        for name, p in self.tracked:
+            rep = I.layer_report(p, self.optimizer.state.get(p, {}), max_sv=self.cfg.max_sv)
+            for k, v in rep.items():
+                self.rows.write("instrument", step, k, v, layer=name)
+
+    def _log_progress(self, done: int, res: _StepResult) -> None:
+        total = self.cfg.steps
+        filled = int(20 * done / total)
+        self.log(f"[{'#' * filled}{'.' * (20 - filled)}] step {done}/{total} | loss {res.loss:.4f} | "
+                 f"lr {res.lr:.2e} | {res.tokens / res.step_time_s:,.0f} tok/s | "
+                 f"mem {_peak_memory(self.device) / 2**20:,.0f} MiB | {1e3 * res.step_time_s:.0f} ms"
+                 + (" | refresh" if res.refreshed else ""))
+
+    def _state_bytes(self) -> int:
+        return sum(I.state_bytes(s) for s in self.optimizer.state.values())
+
+    def save(self, step_done: int) -> None:
+        """Checkpoint the state after ``step_done`` steps (rank 0, with an output folder only)."""
+        cfg, out = self.cfg, self.out
+        if out is None or not self.main:
+            return
+        pos = {"step": step_done, "seed": cfg.seed, "batch_size": cfg.batch_size, "n_train": self.data.n_train,
+               "epoch": self.order.epoch(step_done)}
+        kw = dict(step=step_done, model=self.model, optimizer=self.optimizer, scheduler=self.scheduler,
+                  config=self.config, data_position=pos, history=self.history, code_version=self.version)
+        ckpt.save_checkpoint(ckpt.checkpoint_path(out), **kw)
+        if cfg.keep_checkpoints:
+            ckpt.save_checkpoint(ckpt.checkpoint_path(out, step_done), **kw)
+        self.last_good = step_done
+
+    def stop_nonfinite(self, exc: NonFiniteLoss) -> str:
+        """The message of a run stopped by a non-finite loss (logged, and written as a ``stop`` row)."""
+        where = (f"last good checkpoint: {ckpt.checkpoint_path(self.out)} (after step {self.last_good})"
+                 if self.last_good is not None else "no checkpoint had been written yet")
+        message = f"{exc}; run stopped before updating the weights; {where}"
+        self.log("ERROR: " + message)
+        self.rows.write("stop", len(self.history["loss"]), "nonfinite", message)
+        return message
+
+    # --------------------------------------------------------------------------------------- finish
+    def finish(self, status: str, message: str) -> dict:
+        """Final checkpoint and evaluation (if the run is healthy), summary row and file, process-group teardown."""
+        cfg, history = self.cfg, self.history
+        steps_done = len(history["loss"])
+        evals = {}
+        if status == "ok":
+            if not cfg.checkpoint_every or steps_done % cfg.checkpoint_every:
+                self.save(steps_done)
+            evals = evaluate(self.model, self.data, cfg, self.device)
+            for k, v in evals.items():
+                self.rows.write("eval_final", steps_done - 1, k, v)
+            if self.distributed:
+                _check_bases(self.optimizer, self.device, self.rows, steps_done - 1, self.world)
+        summary = self._summary(status, message, steps_done, evals)
+        if self.main:
+            for k in ("tokens_per_s", "optimizer_time_refresh_s", "optimizer_time_update_s", "peak_memory_bytes",
+                      "optimizer_state_bytes"):
+                self.rows.write("summary", steps_done - 1, k, summary[k])
+            if self.out is not None:
+                with ckpt.atomic_path(self.out / "summary.json") as tmp:
+                    tmp.write_text(json.dumps({k: _json_value(v) for k, v in summary.items()}, indent=1,
+                                              default=str))
+        self.rows.close()
+        if self.owns_pg:
+            import torch.distributed as dist
+            dist.barrier()
+            dist.destroy_process_group()
+        return {**summary, "losses": history["loss"], "lrs": history["lr"],
+                "out": str(self.out) if self.out else None}
+
+    def _summary(self, status: str, message: str, steps_done: int, evals: dict) -> dict:
+        wall = time.perf_counter() - self.t_run
+        losses = self.history["loss"]
+        return {"status": status, "message": message, "steps_done": steps_done,
+                "final_loss": losses[-1] if losses else None, "eval": evals, "world_size": self.world,
+                "tokens_per_s": self.tokens_seen / wall if wall > 0 else None, "wall_s": wall,
+                "optimizer_time_refresh_s": _mean(self.times["refresh"]),
+                "optimizer_time_update_s": _mean(self.times["update"]),
+                "n_refresh_steps": len(self.times["refresh"]), "peak_memory_bytes": _peak_memory(self.device),
+                "optimizer_state_bytes": self._state_bytes(), "data": self.data.info,
+                "code_version": self.version, "run": self.run_id, "config": self.config}
+
+
+def _validate(cfg: ProbeConfig) -> None:
+    """Refuse a configuration the loop cannot run, naming the field and what is allowed."""
     if cfg.steps < 1:
         raise ValueError(f"steps must be >= 1, got {cfg.steps}")
     if cfg.dtype not in _DTYPES:
         raise ValueError(f"dtype={cfg.dtype!r} is invalid; allowed: {list(_DTYPES)}")
     if cfg.optimizer not in subspace.available():
         raise ValueError(f"optimizer={cfg.optimizer!r} is unknown; allowed: {subspace.available()}")
-    owns_pg = False
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        import torch.distributed as dist
-        owns_pg = not dist.is_initialized()
-    rank, world, device, distributed = _dist_setup(cfg)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device=cuda requested but CUDA is not available")
-    if cfg.batch_size % (world * cfg.grad_accum):
-        raise ValueError(f"batch_size={cfg.batch_size} must be divisible by world size x grad_accum "
-                         f"= {world} x {cfg.grad_accum}")
-    dtype = _DTYPES[cfg.dtype]
-    out = Path(cfg.out) if cfg.out else None
-    main = rank == 0
-    if out is not None and main:
-        out.mkdir(parents=True, exist_ok=True)
-    config = cfg.to_dict()
-    run_id = hashlib.sha1(json.dumps(cfg.identity(), sort_keys=True).encode()).hexdigest()[:12]
-    version = code_version()
 
-    torch.manual_seed(cfg.seed)
-    data = build_data(cfg)
-    model = build_model(cfg, data, device, dtype)
-    model.train()
-    optimizer = make_optimizer(cfg, model)
-    warmup = cfg.warmup if cfg.warmup is not None else cfg.steps // 10
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: lr_factor(s, cfg.steps, warmup, cfg.min_lr_ratio))
-    order = D.BatchOrder(data.n_train, cfg.batch_size, seed=cfg.seed)
-    history = {"loss": [], "lr": []}
-    start = 0
 
-    if cfg.resume:
-        path = Path(cfg.resume) if isinstance(cfg.resume, str) else (ckpt.checkpoint_path(out) if out else None)
-        if path is None:
-            raise ValueError("resume=True needs out=<run folder>")
-        ck = ckpt.load_checkpoint(path, map_location=device)
-        saved = ProbeConfig(**{k: v for k, v in ck["config"].items() if k in config}).identity()
-        diff = sorted(k for k in saved if saved[k] != cfg.identity()[k])
-        if diff:
-            raise ValueError(f"{path}: checkpoint was written with a different configuration "
-                             f"({', '.join(f'{k}: {saved[k]!r} vs {cfg.identity()[k]!r}' for k in diff)})")
-        model.load_state_dict(ck["model"])
-        optimizer.load_state_dict(ck["optimizer"])
-        scheduler.load_state_dict(ck["scheduler"])
-        ckpt.set_rng_state(ck["rng"])
-        history = {k: list(v) for k, v in ck["history"].items()}
-        start = int(ck["step"])
-        if ck["data"].get("n_train") != data.n_train:
-            raise ValueError(f"{path}: the data changed since the checkpoint "
-                             f"(n_train {ck['data'].get('n_train')} vs {data.n_train})")
-        if out is not None and main:
-            _truncate_rows(out / "rows.jsonl", start)
+def _mean(xs: list) -> float | None:
+    return sum(xs) / len(xs) if xs else None
 
-    net = model
-    if distributed:
-        from torch.nn.parallel import DistributedDataParallel as DDP
-        net = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
-    rows = _Rows(out / "rows.jsonl" if (out is not None and main) else None, config, version, run_id)
-    tracked = _tracked(optimizer, cfg.instrument_layers) if cfg.instrument_every else []
-    tracked_ids = {id(p): name for name, p in tracked}
-    params = [p for p in model.parameters() if p.requires_grad]
+
+def _sync(device: torch.device) -> None:
     if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-
-    def save(step_done: int) -> None:
-        if out is None or not main:
-            return
-        pos = {"step": step_done, "seed": cfg.seed, "batch_size": cfg.batch_size, "n_train": data.n_train,
-               "epoch": order.epoch(step_done)}
-        kw = dict(step=step_done, model=model, optimizer=optimizer, scheduler=scheduler, config=config,
-                  data_position=pos, history=history, code_version=version)
-        ckpt.save_checkpoint(ckpt.checkpoint_path(out), **kw)
-        if cfg.keep_checkpoints:
-            ckpt.save_checkpoint(ckpt.checkpoint_path(out, step_done), **kw)
-
-    def log(msg: str) -> None:
-        if main and not cfg.quiet:
-            print(msg, file=sys.stderr, flush=True)
-
-    status, message, evals = "ok", "", {}
-    times = {"refresh": [], "update": []}
-    prev_bases = _bases(optimizer)
-    last_good = start if (cfg.resume and out is not None) else None
-    per_rank = cfg.batch_size // world
-    micro = per_rank // cfg.grad_accum
-    t_run = time.perf_counter()
-    tokens_seen = 0
-    if main:
-        log(f"probe {cfg.model}-{cfg.size} {cfg.optimizer} | {sum(p.numel() for p in params):,} params | "
-            f"{data.n_train} train / {data.n_val} val examples | world {world} | steps {start}->{cfg.steps}")
-    try:
-        for step in range(start, cfg.steps):
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            t0 = time.perf_counter()
-            idx = order.indices(step, rank, world)
-            loss_acc = torch.zeros((), dtype=torch.float64, device=device)
-            ntok = 0
-            for j in range(cfg.grad_accum):
-                b = {k: v.to(device) for k, v in data.train_batch(idx[j * micro:(j + 1) * micro]).items()}
-                ntok += int(b["attention_mask"].sum()) if "attention_mask" in b else b["input_ids"].numel()
-                sync = (not distributed) or j == cfg.grad_accum - 1
-                with (contextlib.nullcontext() if sync else net.no_sync()):
-                    loss = net(**b).loss
-                    (loss / cfg.grad_accum).backward()
-                loss_acc += loss.detach().double() / cfg.grad_accum
-            if distributed:
-                import torch.distributed as dist
-                dist.all_reduce(loss_acc)
-                loss_acc /= world
-                t = torch.tensor([ntok], device=device)
-                dist.all_reduce(t)
-                ntok = int(t)
-            loss_val = float(loss_acc)
-            if not math.isfinite(loss_val):
-                raise NonFiniteLoss(f"non-finite loss ({loss_val}) at step {step}")
-            if cfg.clip > 0:
-                gnorm = float(torch.nn.utils.clip_grad_norm_(params, cfg.clip))
-            else:
-                gnorm = float(torch.linalg.vector_norm(torch.stack(
-                    [torch.linalg.vector_norm(p.grad.detach().float()) for p in params if p.grad is not None])))
-            lr_now = optimizer.param_groups[0]["lr"]
-            t_step = time.perf_counter()
-            try:
-                optimizer.step()
-            except FloatingPointError as exc:
-                raise NonFiniteLoss(f"non-finite gradient at step {step} ({exc})") from exc
-            if device.type == "cuda":
-                torch.cuda.synchronize(device)
-            t_opt = time.perf_counter() - t_step
-            scheduler.step()
-            bases = _bases(optimizer)
-            refreshed = [pid for pid, Q in bases.items() if Q is not None and prev_bases.get(pid) is not Q]
-            dt = time.perf_counter() - t0
-            (times["refresh"] if refreshed else times["update"]).append(t_opt)
-            history["loss"].append(loss_val)
-            history["lr"].append(lr_now)
-            tokens_seen += ntok
-            if main:
-                for metric, value in (("loss", loss_val), ("lr", lr_now), ("grad_norm", gnorm),
-                                      ("step_time_s", dt), ("optimizer_time_s", t_opt),
-                                      ("tokens_per_s", ntok / dt), ("refresh", bool(refreshed)),
-                                      ("peak_memory_bytes", _peak_memory(device))):
-                    rows.write("train", step, metric, value)
-                # consecutive bases of tracked layers: principal angles at every refresh
-                for pid in refreshed:
-                    if pid in tracked_ids and prev_bases.get(pid) is not None:
-                        for k, v in I.basis_stats(prev_bases[pid], bases[pid]).items():
-                            rows.write("instrument", step, f"basis.{k}", v, layer=tracked_ids[pid])
-            prev_bases = bases
-            if cfg.instrument_every and (step % cfg.instrument_every == 0 or step == cfg.steps - 1):
-                if main:
-                    total_state = sum(I.state_bytes(s) for s in optimizer.state.values())
-                    rows.write("instrument", step, "optimizer.state_bytes", total_state)
-                    for name, p in tracked:
-                        rep = I.layer_report(p, optimizer.state.get(p, {}), max_sv=cfg.max_sv)
-                        for k, v in rep.items():
-                            rows.write("instrument", step, k, v, layer=name)
-                if distributed:
-                    _check_bases(optimizer, device, rows, step, world)
-            optimizer.zero_grad(set_to_none=True)
-            done = step + 1
-            if cfg.eval_every and done % cfg.eval_every == 0 and done < cfg.steps:
-                ev = evaluate(model, data, cfg, device)
-                for k, v in ev.items():
-                    rows.write("eval", step, k, v)
-            if cfg.checkpoint_every and done % cfg.checkpoint_every == 0:
-                save(done)
-                last_good = done if out is not None else last_good
-            rows.flush()
-            if main and (step % max(1, cfg.log_every) == 0 or done == cfg.steps):
-                frac = done / cfg.steps
-                bar = "#" * int(20 * frac) + "." * (20 - int(20 * frac))
-                log(f"[{bar}] step {done}/{cfg.steps} | loss {loss_val:.4f} | lr {lr_now:.2e} | "
-                    f"{ntok / dt:,.0f} tok/s | mem {_peak_memory(device) / 2**20:,.0f} MiB | {1e3 * dt:.0f} ms"
-                    + (" | refresh" if refreshed else ""))
-    except NonFiniteLoss as exc:
-        status = "nonfinite"
-        where = (f"last good checkpoint: {ckpt.checkpoint_path(out)} (after step {last_good})"
-                 if last_good is not None else "no checkpoint had been written yet")
-        message = f"{exc}; run stopped before updating the weights; {where}"
-        log("ERROR: " + message)
-        rows.write("stop", len(history["loss"]), "nonfinite", message)
-    steps_done = len(history["loss"])
-    if status == "ok":
-        if not cfg.checkpoint_every or steps_done % cfg.checkpoint_every:
-            save(steps_done)
-        evals = evaluate(model, data, cfg, device)
-        for k, v in evals.items():
-            rows.write("eval_final", steps_done - 1, k, v)
-        if distributed:
-            _check_bases(optimizer, device, rows, steps_done - 1, world)
-    wall = time.perf_counter() - t_run
-    mean = lambda xs: sum(xs) / len(xs) if xs else None  # noqa: E731
-    summary = {"status": status, "message": message, "steps_done": steps_done, "final_loss":
-               history["loss"][-1] if history["loss"] else None, "eval": evals, "world_size": world,
-               "tokens_per_s": tokens_seen / wall if wall > 0 else None, "wall_s": wall,
-               "optimizer_time_refresh_s": mean(times["refresh"]), "optimizer_time_update_s": mean(times["update"]),
-               "n_refresh_steps": len(times["refresh"]), "peak_memory_bytes": _peak_memory(device),
-               "optimizer_state_bytes": sum(I.state_bytes(s) for s in optimizer.state.values()),
-               "data": data.info, "code_version": version, "run": run_id, "config": config}
-    if main:
-        for k in ("tokens_per_s", "optimizer_time_refresh_s", "optimizer_time_update_s", "peak_memory_bytes",
-                  "optimizer_state_bytes"):
-            rows.write("summary", steps_done - 1, k, summary[k])
-        if out is not None:
-            with ckpt.atomic_path(out / "summary.json") as tmp:
-                tmp.write_text(json.dumps({k: _json_value(v) for k, v in summary.items()}, indent=1, default=str))
-    rows.close()
-    if owns_pg:
-        import torch.distributed as dist
-        dist.barrier()
-        dist.destroy_process_group()
-    return {**summary, "losses": history["loss"], "lrs": history["lr"], "out": str(out) if out else None}
+        torch.cuda.synchronize(device)
 
 
 def _check_bases(optimizer, device, rows, step, world) -> bool:
