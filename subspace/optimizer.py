@@ -23,7 +23,7 @@ from typing import Callable, Optional
 
 import torch
 
-from .bases import canonical_basis
+from .bases import align_signs, canonical_basis
 from .config import DTYPES, GROUP_DEFAULTS, validate_group
 from .orthogonalize import newton_schulz, polar
 from .projection import move_moments, new_basis, online_pca_step, orient, refresh_due
@@ -84,14 +84,16 @@ class SubspaceOptimizer(torch.optim.Optimizer):
 
     # ------------------------------------------------------------------ stepping
     def _nonfinite_param(self) -> Optional[str]:
-        """Name of the first parameter with a non-finite gradient (one host sync for the whole model), or None."""
+        """Name of the first parameter with a non-finite gradient (one host sync for the whole model), or None.
+
+        Gradients on the meta device hold no values and are not screened."""
         entries = [(gi, j, p) for gi, g in enumerate(self.param_groups) for j, p in enumerate(g["params"])
-                   if p.grad is not None]
+                   if p.grad is not None and not p.grad.is_meta]
         if not entries:
             return None
         # Fast screen: a sum is NaN/Inf whenever its tensor holds a NaN or an Inf (and ~30x cheaper than
         # isfinite(g).all()); only a screened-out sum (which could also be a finite overflow) is checked exactly.
-        sums = torch.stack([p.grad.sum().float() for _, _, p in entries])
+        sums = torch.stack([p.grad.sum().float().to(entries[0][2].device) for _, _, p in entries])
         if bool(torch.isfinite(sums).all()):
             return None
         bad = [e for e, ok in zip(entries, torch.isfinite(sums).tolist()) if not ok and not torch.isfinite(e[2].grad).all()]
@@ -124,62 +126,64 @@ class SubspaceOptimizer(torch.optim.Optimizer):
     def _update(self, p: torch.Tensor, group: dict) -> None:
         state = self.state[p]
         dtype = DTYPES[group["state_dtype"]] if group["state_dtype"] else p.dtype
-        matrix = p.ndim == 2 or (p.ndim > 2 and group["nd_rule"] == "reshape")
+        matrix = group["low_rank"] and (p.ndim == 2 or (p.ndim > 2 and group["nd_rule"] == "reshape"))
         if "step" not in state:
             state["step"] = 0
-        if not matrix:
-            self._dense_update(p, group, state, dtype)
-        else:
+        if matrix:
             self._matrix_update(p, group, state, dtype)
+        else:
+            self._dense_update(p, group, state, dtype)
         state["step"] += 1
 
     def _dense_update(self, p, group, state, dtype) -> None:
-        """Adam on the raw gradient (the dense rule)."""
+        """The dense rule: the group's base update (Adam or momentum SGD) on the raw gradient, no projection."""
         G = p.grad.to(dtype)
-        if "exp_avg" not in state:
-            state["exp_avg"] = torch.zeros_like(G)
-            state["exp_avg_sq"] = torch.zeros_like(G)
-        M, V = adam_moments(G, state, group["betas"])
-        D = adam_combine(M, V, state["step"] + 1, group["betas"], group["eps"], group["eps_style"],
-                         group["bias_correction"])
+        D = self._base_direction(G, group, state, state["step"])
         self._apply(p, D, group, 1.0)
 
     def _matrix_update(self, p, group, state, dtype) -> None:
+        """Stages 1-6 of the module docstring for one matrix parameter."""
         G = p.grad.reshape(p.shape[0], -1).to(dtype)
-        m, n = G.shape
-        A, left = orient(G, group["side"]) if group["projector"] != "none" else (G, True)
         t = state["step"]
-        Q = self._basis(p, G, left, group, state, dtype) if group["projector"] != "none" else None
+        projected = group["projector"] != "none"
+        A, left = orient(G, group["side"]) if projected else (G, True)
+        Q, moment_after = self._basis(p, G, left, group, state, dtype) if projected else (None, None)
         R = Q.mT @ A if Q is not None else A
+        D = self._base_direction(R, group, state, t)
+        if group["orthogonalizer"] != "none":
+            D = self._orthogonalize(D, group, state)
+        factor = shape_factor(group["shape_scale"], *G.shape)
+        if group["preconditioner"] == "subset-norm":
+            U = self._back_project(Q, D * factor, R, G, left, group["complement_scale"])
+            self._apply(p, self._subset_norm(U, G, group, state, t + 1), group, 1.0)
+        elif Q is None:
+            self._apply(p, D, group, factor)
+        else:
+            self._apply_projected(p, Q, D, R, G, left, group, factor)
+        if moment_after is not None:
+            state["exp_avg"].copy_(moment_after)
+        if group["projector"] == "online-pca" and t > 0:
+            online_pca_step(state, A, group, R)
 
+    def _base_direction(self, R, group, state, t) -> torch.Tensor:
+        """Stage 2: Adam (M, V), EMA (M) or momentum (M) on R; the states are created on first use."""
         if "exp_avg" not in state:
             state["exp_avg"] = torch.zeros_like(R)
             if group["base"] == "adam":
                 state["exp_avg_sq"] = torch.zeros_like(R)
         if group["base"] == "adam":
             M, V = adam_moments(R, state, group["betas"])
-            D = adam_combine(M, V, t + 1, group["betas"], group["eps"], group["eps_style"], group["bias_correction"])
-        elif group["base"] == "ema":
-            D = state["exp_avg"].mul_(group["betas"][0]).add_(R, alpha=1.0 - group["betas"][0])
-        else:
-            D = momentum_direction(R, state, group["momentum"], group["dampening"], group["nesterov"],
-                                   group["nesterov_overwrite"])
-
-        if group["orthogonalizer"] != "none":
-            D = self._orthogonalize(D, group, state)
-
-        U = self._back_project(Q, D, R, G, left, group["complement_scale"])
-
-        if group["preconditioner"] == "subset-norm":
-            U = self._subset_norm(U, G, group, state, t + 1)
-        self._apply(p, U.reshape(p.shape), group, shape_factor(group["shape_scale"], m, n))
-
-        if group["projector"] == "online-pca" and t > 0:
-            online_pca_step(state, A, group, R)
+            return adam_combine(M, V, t + 1, group["betas"], group["eps"], group["eps_style"],
+                                group["bias_correction"])
+        if group["base"] == "ema":
+            return state["exp_avg"].mul_(group["betas"][0]).add_(R, alpha=1.0 - group["betas"][0])
+        return momentum_direction(R, state, group["momentum"], group["dampening"], group["nesterov"],
+                                  group["nesterov_overwrite"],
+                                  start_at_gradient=(t == 0 and group["momentum_init"] == "grad"))
 
     @staticmethod
     def _back_project(Q, D, R, G, left: bool, s_perp: float) -> torch.Tensor:
-        """U = Q D (+ s_perp (A - Q R)), returned in G's own (m x n) layout so the weight update is contiguous.
+        """U = Q D (+ s_perp (A - Q R)), returned in G's own (m x n) layout (used by the Subset-Norm path).
 
         Q D + s (A - Q R) = s A + Q (D - s R): one k x r x l product instead of two. For a right projection
         (A = G^T) the products are taken transposed, D^T Q^T, rather than transposing the result.
@@ -187,15 +191,18 @@ class SubspaceOptimizer(torch.optim.Optimizer):
         if Q is None:
             return D
         X = D - s_perp * R if s_perp else D
-        if left:
-            return torch.addmm(G, Q, X, beta=s_perp) if s_perp else Q @ X
-        return torch.addmm(G, X.mT, Q.mT, beta=s_perp) if s_perp else X.mT @ Q.mT
+        U = Q @ X if left else X.mT @ Q.mT
+        return U.add_(G, alpha=s_perp) if s_perp else U
 
-    def _basis(self, p, G, left, group, state, dtype) -> torch.Tensor:
-        """Current basis, refreshed when due (online PCA: SVD on the first step, then moved by its own steps).
+    def _basis(self, p, G, left, group, state, dtype) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """(current basis, first moment the state holds after this step or None), refreshing the basis when due.
 
-        ``refresh_stagger=True`` shifts the i-th parameter of a group of N by i*T//N steps, so the SVDs of a refresh
-        period are spread over the period instead of all landing on one step (same cadence per parameter).
+        Online PCA: SVD on the first step, then moved by its own steps. ``refresh_stagger=True`` shifts the i-th
+        parameter of a group of N by i*T//N steps, so the SVDs of a refresh period are spread over the period
+        instead of all landing on one step (same cadence per parameter). With ``basis_signs="aligned"`` (paper
+        mode) a decomposition's basis gets canonical column signs (``bases.align_signs``: aligned with the
+        previous basis), so kept moments do not depend on the SVD's arbitrary signs; random bases keep their
+        signs, so their law stays uniform.
         """
         t = state["step"]
         r = min(int(group["rank"]), *G.shape)
@@ -207,50 +214,64 @@ class SubspaceOptimizer(torch.optim.Optimizer):
             kind = "stiefel"
         if kind == "online-pca":
             if "basis" not in state:
-                state["basis"] = self._new_basis("svd", G, r, left, group, dtype, None)
+                state["basis"] = self._new_basis("svd", G, r, left, group, dtype, None, t)
                 state["pca_exp_avg"] = torch.zeros_like(state["basis"])
                 state["pca_exp_avg_sq"] = torch.zeros_like(state["basis"])
                 state["pca_step"] = 0
-            return state["basis"]
+            return state["basis"], None
         old = state.get("basis")
         if old is not None and not refresh_due(t + state.get("refresh_phase", 0), int(group["update_gap"]),
                                                group["refresh_index"]):
-            return old
-        Q = self._new_basis(kind, G, r, left, group, dtype, old)
+            return old, None
+        Q = self._new_basis(kind, G, r, left, group, dtype, old, t)
         if Q is old:
-            return old
+            return old, None
+        moment_after = None
         if old is not None:
-            move_moments(state, old, Q, group["moment_on_refresh"],
-                         _SUBSPACE_KEYS if group["preconditioner"] == "none" else ("exp_avg",))
+            moment_after = move_moments(state, old, Q, group["moment_on_refresh"],
+                                        _SUBSPACE_KEYS if group["preconditioner"] == "none" else ("exp_avg",))
         state["basis"] = Q
-        return Q
+        return Q, moment_after
 
-    def _new_basis(self, kind, G, r, left, group, dtype, fallback) -> torch.Tensor:
-        """``new_basis``, or the documented fallback when every decomposition fails (LinAlgError): the previous
-        basis, or the first r coordinates on a first refresh, so a failed SVD never stops training or makes NaN."""
+    def _new_basis(self, kind, G, r, left, group, dtype, fallback, t) -> torch.Tensor:
+        """``new_basis`` with canonical signs where asked, or the documented fallback when every decomposition
+        fails (LinAlgError): the previous basis, or the first r coordinates on a first refresh, so a failed SVD
+        never stops training or makes NaN."""
         try:
-            return new_basis(kind, G, r, left, self.generator, group, dtype)
+            Q = new_basis(kind, G, r, left, self.generator, group, dtype, t)
         except torch.linalg.LinAlgError:
             if fallback is not None:
                 return fallback
             return canonical_basis(G.shape[0] if left else G.shape[1], r, dtype=dtype, device=G.device)
+        if group["basis_signs"] == "aligned" and kind != "stiefel":
+            Q = align_signs(Q, fallback)
+        return Q
 
     def _orthogonalize(self, D, group, state) -> torch.Tensor:
+        """Stage 3: exact polar factor or Newton–Schulz, then SUMO's norm-growth limiter (no host sync).
+
+        The limiter, O <- O * min(1, gamma ||O_prev||_F / ||O||_F), acts on Newton–Schulz outputs only: the
+        paper's exact U V^T has ||U V^T||_F = sqrt(min(r, l)) whatever M is, so there it is inert (as in the
+        paper and the released code), and directions that ``polar`` zeroes as numerically null must not read as
+        a change of norm.
+        """
         if group["orthogonalizer"] == "polar":
-            O = polar(D, method=group["polar_method"])
-        else:
-            O = newton_schulz(D, steps=int(group["ns_steps"]), coeffs=group["ns_coeffs"],
-                              normalize=group["ns_normalize"],
-                              dtype=DTYPES[group["ns_dtype"]] if group["ns_dtype"] else None)
+            return polar(D, method=group["polar_method"])
+        O = newton_schulz(D, steps=int(group["ns_steps"]), coeffs=group["ns_coeffs"],
+                          normalize=group["ns_normalize"],
+                          dtype=DTYPES[group["ns_dtype"]] if group["ns_dtype"] else None)
         gamma = group["limiter"]
-        if gamma is not None:
-            norm = float(torch.linalg.matrix_norm(O))
-            prev = state.get("prev_norm")
-            if prev and norm > gamma * prev:
-                O = O * (gamma * prev / norm)
-                norm = gamma * prev
+        if gamma is None:
+            return O
+        norm = torch.linalg.matrix_norm(O.double() if O.dtype == torch.float64 else O.float())
+        prev = state.get("prev_norm")
+        if prev is None:
             state["prev_norm"] = norm
-        return O
+            return O
+        cap = gamma * torch.as_tensor(prev, dtype=norm.dtype, device=norm.device)
+        trips = (cap > 0) & (norm > cap)
+        state["prev_norm"] = torch.where(trips, cap, norm)
+        return O * torch.where(trips, cap / norm, torch.ones_like(norm)).to(O.dtype)
 
     def _subset_norm(self, U, G, group, state, t) -> torch.Tensor:
         """U / (sqrt(V_sn) + eps) with V_sn <- b2 V_sn + (1-b2) ||g_Psi||^2 (SN-SM, paper-claims §4.1)."""
@@ -265,10 +286,44 @@ class SubspaceOptimizer(torch.optim.Optimizer):
         return N.reshape(G.shape)
 
     @staticmethod
-    def _apply(p: torch.Tensor, U: torch.Tensor, group: dict, factor: float) -> None:
-        lr, wd = group["lr"], group["weight_decay"]
-        if wd and group["wd_order"] == "before":
-            p.mul_(1.0 - lr * wd)
+    def _step_size(group: dict) -> float:
+        """The learning rate this step uses: ``fixed_lr`` when set (unscheduled), else the scheduled ``lr``."""
+        return group["lr"] if group["fixed_lr"] is None else group["fixed_lr"]
+
+    @classmethod
+    def _apply(cls, p: torch.Tensor, U: torch.Tensor, group: dict, factor: float) -> None:
+        """Stage 5: W <- W - lr * scale * factor * U, with decoupled weight decay before or after."""
+        lr = cls._step_size(group)
+        cls._decay(p, group, lr, "before")
         p.add_(U.reshape(p.shape).to(p.dtype), alpha=-lr * group["scale"] * factor)
-        if wd and group["wd_order"] == "after":
-            p.add_(p, alpha=-lr * wd)
+        cls._decay(p, group, lr, "after")
+
+    @classmethod
+    def _apply_projected(cls, p, Q, D, R, G, left: bool, group: dict, factor: float) -> None:
+        """Stages 4-5 fused: W <- W + c (Q X) + c s G with c = -lr * scale, X = factor D - s R, s = complement_scale.
+
+        The coefficient is folded into the small r x l factor and the product is accumulated into W in place
+        (one GEMM, no m x n temporary). This also avoids ``W.add_(Q @ X, alpha=c)``, which torch.compile
+        (inductor, torch 2.13) miscompiles by dropping alpha (pytorch/pytorch#167313: the add(mm) pattern loses
+        alpha/beta; smallest case: ``torch.compile(lambda p, Q, X: p.add_(Q @ X, alpha=-0.01))`` on a zero
+        16 x 24 ``p`` returns Q @ X, 100x the eager result).
+        """
+        lr, s = cls._step_size(group), group["complement_scale"]
+        c = -lr * group["scale"]
+        X = D * factor - s * R if s else D * factor
+        X = (X * c).to(p.dtype)
+        W = p.view(p.shape[0], -1)
+        cls._decay(p, group, lr, "before")
+        if left:
+            W.addmm_(Q.to(p.dtype), X)
+        else:
+            W.addmm_(X.mT, Q.mT.to(p.dtype))
+        if s:
+            W.add_(G.to(p.dtype), alpha=c * s)
+        cls._decay(p, group, lr, "after")
+
+    @staticmethod
+    def _decay(p: torch.Tensor, group: dict, lr: float, order: str) -> None:
+        wd = group["weight_decay"]
+        if wd and group["wd_order"] == order:
+            p.mul_(1.0 - lr * wd) if order == "before" else p.add_(p, alpha=-lr * wd)

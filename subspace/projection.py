@@ -28,21 +28,25 @@ def refresh_due(step: int, gap: int, index: str) -> bool:
     return (step if index == "zero" else step + 1) % gap == 0
 
 
-def new_basis(kind: str, G: torch.Tensor, r: int, left: bool, generator: torch.Generator, group: dict,
-              dtype: torch.dtype) -> torch.Tensor:
-    """A fresh k x r orthonormal basis for G (m x n) from the named projector.
+def new_basis(kind, G: torch.Tensor, r: int, left: bool, generator: torch.Generator, group: dict,
+              dtype: torch.dtype, step: int) -> torch.Tensor:
+    """A fresh k x r orthonormal basis for G (m x n) from the named projector, or from a callable one.
 
     ``svd``: top-r singular vectors (GaLore Alg. 2, SUMO "Truncated_SVD", OSD initialisation), through
-    ``svd_driver`` (Gram eigendecomposition by default, thin SVD for the official codes);
+    ``svd_driver`` (float64 Gram eigendecomposition by default, thin float32 SVD for the official codes);
     ``rsvd``: Halko et al. randomized range finder with ``oversample`` and ``power_iters`` (SUMO Alg. 1);
-    ``stiefel``: uniform on St(k, r) (GoLore §4), drawn on the CPU from the optimizer's generator so every device and
-    DDP rank draws the same basis. If every decomposition route fails, ``torch.linalg.LinAlgError`` propagates:
-    the optimizer then keeps the previous basis, or takes the canonical one on a first refresh.
+    ``stiefel``: uniform on St(k, r) (GoLore §4) by ``stiefel_method``, drawn on the CPU from the optimizer's
+    generator so every device and DDP rank draws the same basis; a callable ``fn(A, r, t)`` gets the oriented
+    k x l gradient A and the step count t and must return a k x r basis with orthonormal columns (checked).
+    If every decomposition route fails, ``torch.linalg.LinAlgError`` propagates: the optimizer then keeps the
+    previous basis, or takes the canonical one on a first refresh.
     """
     side = "left" if left else "right"
     k = G.shape[0] if left else G.shape[1]
-    if kind == "stiefel":
-        Q = stiefel(k, r, generator)
+    if callable(kind):
+        Q = _checked_user_basis(kind(G if left else G.mT, r, step), k, r)
+    elif kind == "stiefel":
+        Q = stiefel(k, r, generator, method=group["stiefel_method"])
     elif kind == "rsvd":
         Q = randomized_svd_basis(G, r, side, oversample=int(group["oversample"]),
                                  power_iters=int(group["power_iters"]), generator=generator)
@@ -51,23 +55,43 @@ def new_basis(kind: str, G: torch.Tensor, r: int, left: bool, generator: torch.G
     return Q.to(device=G.device, dtype=dtype)
 
 
-def move_moments(state: dict, Q_old: torch.Tensor, Q_new: torch.Tensor, policy: str, subspace_keys) -> None:
-    """Carry subspace states across a basis change.
+def _checked_user_basis(Q, k: int, r: int) -> torch.Tensor:
+    if not torch.is_tensor(Q) or tuple(Q.shape) != (k, r):
+        shape = tuple(Q.shape) if torch.is_tensor(Q) else type(Q).__name__
+        raise ValueError(f"projector: the callable returned {shape}; it must return a ({k}, {r}) tensor")
+    gram_error = (Q.mT.double() @ Q.double() - torch.eye(r, dtype=torch.float64, device=Q.device)).abs().max()
+    if not bool(gram_error <= 1e-3):
+        raise ValueError(f"projector: the callable's basis is not orthonormal (max |Q^T Q - I| = {float(gram_error):.3g})")
+    return Q
+
+
+def move_moments(state: dict, Q_old: torch.Tensor, Q_new: torch.Tensor, policy: str,
+                 subspace_keys) -> torch.Tensor | None:
+    """Carry subspace states across a basis change; return the first moment the state must hold after this step
+    (None: the one this step updates).
 
     ``keep``: reuse the coordinates as they are (GaLore code and paper; reference §2.3).
     ``transport``: M <- (Q_new^T Q_old) M for the first moment (SUMO Alg. 1 block 1.1, GoLore's momentum projection);
     second moments are kept (as both official codes do: an elementwise square does not transport linearly).
     ``reset``: set the subspace states to zero (SN-SM, paper-claims §4.2).
+    ``transport-step``: this step uses the transported M; afterwards the state holds the old M, without this
+    step's gradient (pkumelon/Golore@7ee5a8a golore_torch/adamw.py and sgd.py rebind the local buffer).
+    ``reset-after``: this step uses the kept M; afterwards the state holds zero (timmytonga/sn-sm@a4c1a4a5
+    subspace_momentum.py replaces the stored tensor after taking a local reference).
     """
-    if policy == "keep":
-        return
-    for key in subspace_keys:
-        if key not in state:
-            continue
-        if policy == "reset":
-            state[key].zero_()
-        elif key == "exp_avg":
-            state[key].copy_((Q_new.mT @ Q_old) @ state[key])
+    if policy == "keep" or "exp_avg" not in state:
+        return None
+    M = state["exp_avg"]
+    if policy == "reset-after":
+        return torch.zeros_like(M)
+    if policy == "reset":
+        for key in subspace_keys:
+            if key in state:
+                state[key].zero_()
+        return None
+    after = M.clone() if policy == "transport-step" else None
+    M.copy_((Q_new.mT @ Q_old.to(Q_new.dtype)) @ M)
+    return after
 
 
 def online_pca_grad(P: torch.Tensor, A: torch.Tensor, orth: float,

@@ -36,16 +36,20 @@ def adam_moments(R: torch.Tensor, state: dict, betas) -> tuple[torch.Tensor, tor
 
 
 def momentum_direction(R: torch.Tensor, state: dict, mu: float, dampening: float, nesterov: bool,
-                       overwrite: bool = False) -> torch.Tensor:
+                       overwrite: bool = False, start_at_gradient: bool = False) -> torch.Tensor:
     """M <- mu M + (1 - dampening) R; direction M, or (1 - dampening) R + mu M with Nesterov.
 
     dampening = 0 is SUMO Alg. 1 block 2 and GoLore's MSGD; dampening = mu is the EMA of Muon (M.lerp_(R, 1-mu)).
-    M starts at zero (unlike torch.optim.SGD, whose first buffer is R itself; equal when dampening = 0).
+    M starts at zero (the papers); ``start_at_gradient`` makes the first buffer R itself, undamped, as
+    torch.optim.SGD and the GaLore/GoLore SGD codes do (equal to the zero start only when dampening = 0).
     ``overwrite`` reproduces the official SUMO code, which stores the Nesterov mix back into the buffer
     (effective momentum mu^2, reference-implementations §4.2).
     """
     M = state["exp_avg"]
-    M.mul_(mu).add_(R, alpha=1.0 - dampening)
+    if start_at_gradient:
+        M.copy_(R)
+    else:
+        M.mul_(mu).add_(R, alpha=1.0 - dampening)
     if not nesterov:
         return M
     mixed = R.mul(1.0 - dampening).add_(M, alpha=mu)
