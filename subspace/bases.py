@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["svd_basis", "randomized_svd_basis", "stiefel", "canonical_basis"]
+__all__ = ["svd_basis", "randomized_svd_basis", "stiefel", "canonical_basis", "align_signs"]
 
 
 def _work_dtype(dtype: torch.dtype) -> torch.dtype:
@@ -115,3 +115,19 @@ def randomized_svd_basis(G: torch.Tensor, r: int, side: str = "left", *, oversam
     if basis.shape[1] < r:  # G had fewer than r columns in the sketch: complete with the canonical basis
         basis = torch.linalg.qr(torch.cat([basis, canonical_basis(k, r, dtype=basis.dtype, device=basis.device)], 1))[0][:, :r]
     return basis.to(_work_dtype(G.dtype))
+
+
+def align_signs(Q: torch.Tensor, reference: torch.Tensor | None = None, min_overlap: float = 1e-3) -> torch.Tensor:
+    """Canonical column signs of a basis, so a kept moment does not depend on which decomposition found it.
+
+    Column j is flipped so that q_j^T p_j > 0 for the previous basis P (``reference``) when |q_j^T p_j| >
+    ``min_overlap``; otherwise (and for a first basis) so that its entry of largest magnitude is positive.
+    Both rules are equivariant under a sign flip of q_j, so the result is the same whatever signs the SVD or
+    eigensolver returned. The subspace and the column order are unchanged. No host synchronisation.
+    """
+    largest = Q.gather(0, Q.abs().argmax(dim=0, keepdim=True))[0]
+    signs = torch.sign(largest)
+    if reference is not None:
+        overlap = (Q * reference.to(Q.dtype)).sum(dim=0)
+        signs = torch.where(overlap.abs() > min_overlap, torch.sign(overlap), signs)
+    return Q * torch.where(signs == 0, torch.ones_like(signs), signs)
