@@ -1,19 +1,20 @@
 """Atomic training checkpoints: model, optimizer state, scheduler, data position and RNG states in one file.
 
-A checkpoint is written to a temporary file in the target folder, flushed to disk and moved into place with
-``os.replace`` (atomic on POSIX), so a run killed at any moment leaves either the previous checkpoint or the new
-one, never a torn file. Everything in it loads with ``torch.load(weights_only=True)``: tensors, numbers, strings,
+A checkpoint is written with ``records.atomic_path`` (a temporary file in the target folder, flushed to disk, moved
+into place with ``os.replace``, mode ``0o666 & ~umask``), so a run killed at any moment leaves either the previous
+checkpoint or the new one, never a torn file; the temporary file of a killed writer is removed when the next run
+locks the folder. Everything in it loads with ``torch.load(weights_only=True)``: tensors, numbers, strings,
 lists and dicts only (the run configuration is stored as a JSON string).
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import tempfile
 from pathlib import Path
 
 import torch
+
+from records import atomic_path
 
 __all__ = ["LATEST", "save_checkpoint", "load_checkpoint", "rng_state", "set_rng_state", "checkpoint_path"]
 
@@ -37,31 +38,6 @@ def set_rng_state(st: dict) -> None:
     torch.set_rng_state(st["torch"].cpu())
     if "cuda" in st and torch.cuda.is_available():
         torch.cuda.set_rng_state_all([s.cpu() for s in st["cuda"]])
-
-
-@contextlib.contextmanager
-def atomic_path(path: str | os.PathLike):
-    """Yield a temporary path next to ``path``; on success fsync it, ``os.replace`` it onto ``path`` and fsync the
-    folder (so the rename itself is durable); on any error remove it and leave ``path`` untouched."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    with contextlib.suppress(OSError):
-        dfd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
 
 
 def save_checkpoint(path: str | os.PathLike, *, step: int, model, optimizer, scheduler, config: dict,

@@ -15,7 +15,8 @@ s_1 >= ... >= s_p (p = min of its dims):
 Spaces: the optimizer core keeps, for W (m x n) with k = min(m, n), a basis Q (k x r) of the smaller side and the
 moment in subspace coordinates, R (r x l) with A = G (m < n) or G^T (m >= n). ``project`` computes Q^T A and
 ``lift`` maps a subspace moment back to the m x n full space (Q R, transposed when m >= n).
-Non-finite results (e.g. cond of a singular matrix) are written as ``None`` in the JSONL rows.
+Non-finite results (e.g. cond of a singular matrix) are written as ``"nan"``/``"inf"`` in the JSONL rows
+(``records.encoding``). ``state_bytes`` is ``records.state_bytes``, re-exported.
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ import math
 import torch
 
 import subspace
+from records import state_bytes
 
 __all__ = ["singular_values", "spectral_stats", "ns_error", "principal_angles", "basis_stats", "orient",
            "project", "lift", "state_bytes", "layer_report"]
@@ -101,11 +103,6 @@ def lift(R: torch.Tensor, Q: torch.Tensor, shape) -> torch.Tensor:
     n = math.prod(shape[1:])
     full = _work(Q) @ _work(R)
     return full if m < n else full.mT
-
-
-def state_bytes(state: dict) -> int:
-    """Bytes held by the tensors of one parameter's optimizer state (scalars not counted)."""
-    return sum(v.numel() * v.element_size() for v in state.values() if torch.is_tensor(v) and v.ndim > 0)
 
 
 _MOMENT_KEYS = ("exp_avg", "momentum_buffer")

@@ -107,8 +107,12 @@ def memory_table(sizes=SIZES, methods=None, selections=("galore", "all-linear"),
 
 
 def format_table(rows: list[dict]) -> str:
-    """A plain-text table: size, method, selection, rank, params, states, total (GiB), paper value and ratio."""
-    lines = [f"{'size':>5} {'method':<11} {'selection':<10} {'rank':>5} {'params':>7} {'states':>7} {'total':>7}"
+    """A plain-text table: size, method, selection, rank, params, states, total (GiB), paper value and ratio, under
+    a line that states the units."""
+    bpe = {r["bytes_per_element"] for r in rows}
+    lines = [f"memory in GiB (2^30 bytes), {'/'.join(map(str, sorted(bpe)))} bytes per element; paper values in the "
+             f"papers' G (read as GiB)",
+             f"{'size':>5} {'method':<11} {'selection':<10} {'rank':>5} {'params':>7} {'states':>7} {'total':>7}"
              f"  paper (source: value -> measured/paper)"]
     for r in rows:
         paper = "; ".join(f"{p['source']} {p['quantity']}: {p['value']:.2f} -> {p['ratio']:.3f}"

@@ -10,9 +10,15 @@ micro-batches; the loss is the mean over the global batch; optional ``clip_grad_
 linear warmup whose factor is ``step / warmup`` (so the first step uses lr 0 when warmup > 0) and a cosine to
 ``min_lr_ratio`` (0.1) after it.
 
-Outputs in ``out``: ``rows.jsonl`` (long format: one row per step/metric[/layer], each carrying the full
-configuration and the code version), ``summary.json``, ``checkpoint.pt`` (atomic, every ``checkpoint_every``
-steps and at the end) and, with ``keep_checkpoints``, ``checkpoint-<step>.pt`` copies.
+Outputs in ``out``: ``rows.jsonl`` (long format: a header row with the run's configuration and code version, then
+one row per step/metric[/layer] carrying the run id; :func:`read_rows` gives each row its configuration back),
+``summary.json``, ``checkpoint.pt`` (atomic, every ``checkpoint_every`` steps and at the end) and, with
+``keep_checkpoints``, ``checkpoint-<step>.pt`` copies. The folder is locked while the run writes it; a folder that
+holds a run is refused unless ``resume`` (continue it) or ``overwrite`` (replace it). All files are created with
+the umask's mode (``records.files``).
+
+Ctrl-C (KeyboardInterrupt) stops the run cleanly: no checkpoint is written for the interrupted step, the summary
+is written with ``status="interrupted"`` and the message names the step the last checkpoint holds.
 
 Exactness of ``resume``: the batch at step t is a pure function of (seed, t) (``data.BatchOrder``), model
 weights, optimizer state (with its generator), scheduler and the global RNG (dropout) are restored bit for bit,
@@ -35,7 +41,6 @@ import json
 import math
 import os
 import re
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -44,16 +49,32 @@ from pathlib import Path
 import torch
 
 import subspace
+from records import (DTYPES, atomic_write_text, code_version, dumps, header_row, lock_folder, read_jsonl,
+                     state_bytes, writable_folder)
+from records import read_rows as _read_rows
+from records.options import check_device
 
 from . import checkpoint as ckpt
 from . import data as D
 from . import instruments as I
 from .models import build_llama, build_roberta, selection_groups
 
-__all__ = ["ProbeConfig", "train", "code_version", "lr_factor", "NonFiniteLoss"]
+__all__ = ["ProbeConfig", "train", "lr_factor", "NonFiniteLoss", "BOUNDS", "RUN_FILES", "read_rows"]
 
-_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float64": torch.float64}
 _METHOD_KEYS = ("rank", "update_gap", "scale", "weight_decay")
+
+
+#: Allowed ranges (inclusive; None: unbounded) of the numeric fields of ProbeConfig; the command line uses the same.
+BOUNDS: dict[str, tuple] = {
+    "lr": (0.0, None), "rank": (1, None), "update_gap": (1, None), "scale": (0.0, None), "weight_decay": (0.0, None),
+    "steps": (1, None), "warmup": (0, None), "min_lr_ratio": (0.0, 1.0), "batch_size": (1, None),
+    "grad_accum": (1, None), "seq_len": (2, None), "clip": (0.0, None), "num_topics": (2, None),
+    "val_fraction": (0.0, 1.0), "dropout": (0.0, 1.0), "instrument_every": (0, None), "max_sv": (1, None),
+    "eval_every": (0, None), "eval_batches": (1, None), "log_every": (1, None), "checkpoint_every": (0, None),
+}
+ROWS, SUMMARY = "rows.jsonl", "summary.json"
+#: The files that make a folder hold a run (a new run there needs resume or overwrite).
+RUN_FILES = (ROWS, SUMMARY, ckpt.LATEST)
 
 
 class NonFiniteLoss(RuntimeError):
@@ -100,6 +121,7 @@ class ProbeConfig:
     keep_checkpoints: bool = False
     out: str | None = None
     resume: bool | str = False           # True: out/checkpoint.pt; a path: that checkpoint
+    overwrite: bool = False              # replace the run already in out (otherwise refused)
     quiet: bool = False
 
     def to_dict(self) -> dict:
@@ -108,35 +130,13 @@ class ProbeConfig:
     def identity(self) -> dict:
         """The keys a resumed run must share with the checkpoint (everything that changes the numbers)."""
         d = self.to_dict()
-        for k in ("out", "resume", "quiet", "log_every", "checkpoint_every", "keep_checkpoints", "instrument_every",
+        for k in ("out", "resume", "overwrite", "quiet", "log_every", "checkpoint_every", "keep_checkpoints", "instrument_every",
                   "instrument_layers", "max_sv", "eval_every", "eval_batches", "device"):
             d.pop(k)
         return d
 
 
 # ----------------------------------------------------------------------------------------------- helpers
-_VERSION: str | None = None
-
-
-def code_version() -> str:
-    """``git describe --always --dirty --tags`` of the source tree, else the installed package version."""
-    global _VERSION
-    if _VERSION is None:
-        root = Path(__file__).resolve().parent.parent
-        try:
-            _VERSION = subprocess.run(["git", "describe", "--always", "--dirty", "--tags"], cwd=root,
-                                      capture_output=True, text=True, timeout=10, check=True).stdout.strip()
-        except (OSError, subprocess.SubprocessError):
-            _VERSION = ""
-        if not _VERSION:
-            try:
-                from importlib.metadata import version
-                _VERSION = "sublab " + version("sublab")
-            except Exception:
-                _VERSION = "unknown"
-    return _VERSION
-
-
 def lr_factor(step: int, total: int, warmup: int, min_ratio: float = 0.1) -> float:
     """GaLore's cosine schedule with linear warmup (factor ``step/warmup``, 0 at step 0; cosine to ``min_ratio``)."""
     if warmup > 0 and step < warmup:
@@ -144,14 +144,6 @@ def lr_factor(step: int, total: int, warmup: int, min_ratio: float = 0.1) -> flo
     progress = (step - warmup) / max(1, total - warmup)
     progress = min(max(progress, 0.0), 1.0)
     return min_ratio + (1.0 - min_ratio) * 0.5 * (1.0 + math.cos(math.pi * progress))
-
-
-def _json_value(v):
-    if isinstance(v, float) and not math.isfinite(v):
-        return None
-    if isinstance(v, list):
-        return [_json_value(x) for x in v]
-    return v
 
 
 def _peak_memory(device: torch.device) -> int:
@@ -165,19 +157,20 @@ def _peak_memory(device: torch.device) -> int:
 
 
 class _Rows:
-    """Long-format JSONL writer; every row carries the run id, configuration and code version."""
+    """Long-format JSONL writer: a header row states the run's configuration and code version once, then every row
+    carries the run id (``records.read_rows`` puts the configuration back on each row)."""
 
     def __init__(self, path: Path | None, config: dict, version: str, run_id: str):
-        self.path, self.fh = path, None
-        self.base = {"run": run_id, "code_version": version, "config": config}
+        self.fh = None
+        self.run = run_id
         if path is not None:
             self.fh = open(path, "a", encoding="utf-8")
+            self.fh.write(dumps(header_row(run_id, version, config)) + "\n")
 
     def write(self, kind: str, step: int, metric: str, value, **extra) -> None:
-        if self.fh is None:
-            return
-        row = {"kind": kind, "step": step, "metric": metric, "value": _json_value(value), **extra, **self.base}
-        self.fh.write(json.dumps(row, allow_nan=False) + "\n")
+        if self.fh is not None:
+            self.fh.write(dumps({"kind": kind, "step": step, "metric": metric, "value": value, **extra,
+                                 "run": self.run}) + "\n")
 
     def flush(self) -> None:
         if self.fh is not None:
@@ -189,21 +182,19 @@ class _Rows:
             self.fh = None
 
 
+def read_rows(out: str | os.PathLike) -> list[dict]:
+    """The rows of the run folder ``out``, each with ``config`` and ``code_version`` (also from files written before
+    header rows, where every row carried them)."""
+    return _read_rows(Path(out) / ROWS)
+
+
 def _truncate_rows(path: Path, start_step: int) -> None:
-    """On resume, drop rows a killed run wrote after its checkpoint (atomically rewrites the file)."""
-    if not path.exists():
-        return
-    keep = []
-    with open(path, encoding="utf-8") as fh:
-        for line in fh:
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a torn last line
-            if row.get("step", -1) < start_step and row.get("kind") not in ("summary", "stop", "eval_final"):
-                keep.append(line if line.endswith("\n") else line + "\n")
-    with ckpt.atomic_path(path) as tmp:
-        tmp.write_text("".join(keep), encoding="utf-8")
+    """On resume, drop rows a killed run wrote after its checkpoint (atomically rewrites the file); header rows
+    stay."""
+    keep = [row for row in read_jsonl(path)
+            if row.get("step", -1) < start_step and row.get("kind") not in ("summary", "stop", "eval_final")]
+    if path.exists():
+        atomic_write_text(path, "".join(dumps(row) + "\n" for row in keep))
 
 
 # ----------------------------------------------------------------------------------------------- setup
@@ -340,22 +331,60 @@ def evaluate(model, data, cfg: ProbeConfig, device) -> dict:
 def train(cfg: ProbeConfig) -> dict:
     """Run (or resume) a probe; returns ``{"status", "losses", "steps_done", "eval", "message", "out", ...}``.
 
-    ``status`` is ``"ok"`` or ``"nonfinite"`` (the run stopped at a non-finite loss or gradient).
+    ``status`` is ``"ok"``, ``"nonfinite"`` (the run stopped at a non-finite loss or gradient) or ``"interrupted"``
+    (KeyboardInterrupt: the summary is written, the last checkpoint is kept, ``last_checkpoint_step`` says which
+    step it holds). The configuration is checked before any work (ValueError naming the field and what is
+    allowed). The output folder is locked for the whole run (``records.lock_folder``: a second writer gets
+    ``records.FolderBusy``) and a folder that already holds a run is refused unless ``resume`` or ``overwrite``.
     The run goes through five stages, each a method of :class:`_ProbeRun`: set-up (``__init__``), ``resume``,
     ``step`` (one optimizer step), ``instrument`` (rows, evaluation, checkpoint and progress after a step) and
     ``finish`` (final checkpoint, evaluation and summary).
     """
-    run = _ProbeRun(cfg)
-    if cfg.resume:
-        run.resume()
-    run.distribute()
-    status, message = "ok", ""
-    try:
-        for step in range(run.start, cfg.steps):
-            run.instrument(step, run.step(step))
-    except NonFiniteLoss as exc:
-        status, message = "nonfinite", run.stop_nonfinite(exc)
-    return run.finish(status, message)
+    _validate(cfg)
+    with _claim_output(cfg):
+        run = _ProbeRun(cfg)
+        if cfg.resume:
+            run.resume()
+        run.distribute()
+        status, message = "ok", ""
+        try:
+            for step in range(run.start, cfg.steps):
+                run.instrument(step, run.step(step))
+        except NonFiniteLoss as exc:
+            status, message = "nonfinite", run.stop(exc, "nonfinite")
+        except KeyboardInterrupt:
+            status, message = "interrupted", run.stop(f"interrupted during step {len(run.history['loss'])}",
+                                                      "interrupted")
+        return run.finish(status, message)
+
+
+def _claim_output(cfg: ProbeConfig):
+    """Lock ``cfg.out`` (rank 0 writes it) and make it ready: refuse a folder holding a run unless ``resume`` or
+    ``overwrite`` (which deletes that run's files); a null context without an output folder."""
+    if not cfg.out or int(os.environ.get("RANK", "0")) != 0:
+        return contextlib.nullcontext()
+    out = writable_folder(cfg.out, "out")
+    held = [name for name in RUN_FILES if (out / name).exists()]
+    if held and not (cfg.resume or cfg.overwrite):
+        raise ValueError(f"out={str(out)!r} already holds a run ({', '.join(held)}); continue it with resume "
+                         f"(--resume), replace it with overwrite (--overwrite), or choose another folder")
+    lock = lock_folder(out, "probe")
+    if cfg.overwrite and not cfg.resume:
+        return _then(lock, lambda: _remove_run(out))
+    return lock
+
+
+@contextlib.contextmanager
+def _then(context, action):
+    """``context`` entered, then ``action()`` run inside it."""
+    with context as value:
+        action()
+        yield value
+
+
+def _remove_run(out: Path) -> None:
+    for path in [out / name for name in RUN_FILES] + sorted(out.glob("checkpoint-*.pt")):
+        path.unlink(missing_ok=True)
 
 
 @dataclass
@@ -375,29 +404,21 @@ class _ProbeRun:
 
     def __init__(self, cfg: ProbeConfig):
         """Set-up: validate ``cfg``, join the process group, build data, model, optimizer, schedule and row writer."""
-        _validate(cfg)
         self.cfg = cfg
         self.owns_pg = False
         if int(os.environ.get("WORLD_SIZE", "1")) > 1:
             import torch.distributed as dist
             self.owns_pg = not dist.is_initialized()
         self.rank, self.world, self.device, self.distributed = _dist_setup(cfg)
-        if self.device.type == "cuda" and not torch.cuda.is_available():
-            raise RuntimeError("device=cuda requested but CUDA is not available")
-        if cfg.batch_size % (self.world * cfg.grad_accum):
-            raise ValueError(f"batch_size={cfg.batch_size} must be divisible by world size x grad_accum "
-                             f"= {self.world} x {cfg.grad_accum}")
         self.main = self.rank == 0
         self.out = Path(cfg.out) if cfg.out else None
-        if self.out is not None and self.main:
-            self.out.mkdir(parents=True, exist_ok=True)
         self.config = cfg.to_dict()
         self.run_id = hashlib.sha1(json.dumps(cfg.identity(), sort_keys=True).encode()).hexdigest()[:12]
         self.version = code_version()
 
         torch.manual_seed(cfg.seed)
         self.data = build_data(cfg)
-        self.model = build_model(cfg, self.data, self.device, _DTYPES[cfg.dtype])
+        self.model = build_model(cfg, self.data, self.device, DTYPES[cfg.dtype])
         self.model.train()
         self.net = self.model
         self.optimizer = make_optimizer(cfg, self.model)
@@ -433,10 +454,10 @@ class _ProbeRun:
         if ck["data"].get("n_train") != self.data.n_train:
             raise ValueError(f"{path}: the data changed since the checkpoint "
                              f"(n_train {ck['data'].get('n_train')} vs {self.data.n_train})")
-        if out is not None:
+        if out is not None and cfg.resume is True:
             self.last_good = self.start
-            if self.main:
-                _truncate_rows(out / "rows.jsonl", self.start)
+        if out is not None and self.main:
+            _truncate_rows(out / ROWS, self.start)
 
     def distribute(self) -> None:
         """Wrap the model for DDP (after any resume), open the rows and pick the instrumented layers."""
@@ -444,7 +465,7 @@ class _ProbeRun:
         if self.distributed:
             from torch.nn.parallel import DistributedDataParallel as DDP
             self.net = DDP(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
-        rows_path = self.out / "rows.jsonl" if (self.out is not None and self.main) else None
+        rows_path = self.out / ROWS if (self.out is not None and self.main) else None
         self.rows = _Rows(rows_path, self.config, self.version, self.run_id)
         self.tracked = _tracked(self.optimizer, cfg.instrument_layers) if cfg.instrument_every else []
         self.tracked_ids = {id(p): name for name, p in self.tracked}
@@ -569,7 +590,7 @@ class _ProbeRun:
                  + (" | refresh" if res.refreshed else ""))
 
     def _state_bytes(self) -> int:
-        return sum(I.state_bytes(s) for s in self.optimizer.state.values())
+        return sum(state_bytes(s) for s in self.optimizer.state.values())
 
     def save(self, step_done: int) -> None:
         """Checkpoint the state after ``step_done`` steps (rank 0, with an output folder only)."""
@@ -585,13 +606,15 @@ class _ProbeRun:
             ckpt.save_checkpoint(ckpt.checkpoint_path(out, step_done), **kw)
         self.last_good = step_done
 
-    def stop_nonfinite(self, exc: NonFiniteLoss) -> str:
-        """The message of a run stopped by a non-finite loss (logged, and written as a ``stop`` row)."""
-        where = (f"last good checkpoint: {ckpt.checkpoint_path(self.out)} (after step {self.last_good})"
+    def stop(self, reason, kind: str) -> str:
+        """Log why the run stopped early and where it can continue from; writes a ``stop`` row; returns the
+        message."""
+        where = (f"the last checkpoint, {ckpt.checkpoint_path(self.out)}, holds step {self.last_good}"
                  if self.last_good is not None else "no checkpoint had been written yet")
-        message = f"{exc}; run stopped before updating the weights; {where}"
-        self.log("ERROR: " + message)
-        self.rows.write("stop", len(self.history["loss"]), "nonfinite", message)
+        detail = "run stopped before updating the weights" if kind == "nonfinite" else "run stopped"
+        message = f"{reason}; {detail}; {where}"
+        self.log("ERROR: " + message if kind == "nonfinite" else message)
+        self.rows.write("stop", len(self.history["loss"]), kind, message)
         return message
 
     # --------------------------------------------------------------------------------------- finish
@@ -614,9 +637,7 @@ class _ProbeRun:
                       "optimizer_state_bytes"):
                 self.rows.write("summary", steps_done - 1, k, summary[k])
             if self.out is not None:
-                with ckpt.atomic_path(self.out / "summary.json") as tmp:
-                    tmp.write_text(json.dumps({k: _json_value(v) for k, v in summary.items()}, indent=1,
-                                              default=str))
+                atomic_write_text(self.out / SUMMARY, dumps(summary, indent=1) + "\n")
         self.rows.close()
         if self.owns_pg:
             import torch.distributed as dist
@@ -634,18 +655,32 @@ class _ProbeRun:
                 "optimizer_time_refresh_s": _mean(self.times["refresh"]),
                 "optimizer_time_update_s": _mean(self.times["update"]),
                 "n_refresh_steps": len(self.times["refresh"]), "peak_memory_bytes": _peak_memory(self.device),
-                "optimizer_state_bytes": self._state_bytes(), "data": self.data.info,
+                "optimizer_state_bytes": self._state_bytes(), "last_checkpoint_step": self.last_good,
+                "data": self.data.info,
                 "code_version": self.version, "run": self.run_id, "config": self.config}
 
 
 def _validate(cfg: ProbeConfig) -> None:
-    """Refuse a configuration the loop cannot run, naming the field and what is allowed."""
-    if cfg.steps < 1:
-        raise ValueError(f"steps must be >= 1, got {cfg.steps}")
-    if cfg.dtype not in _DTYPES:
-        raise ValueError(f"dtype={cfg.dtype!r} is invalid; allowed: {list(_DTYPES)}")
+    """Refuse, before any work, a configuration the loop cannot run or would silently ignore, naming the field
+    and what is allowed."""
+    for name, (lo, hi) in BOUNDS.items():
+        value = getattr(cfg, name)
+        if value is not None and ((lo is not None and value < lo) or (hi is not None and value > hi)):
+            allowed = " and ".join(f"{op} {b}" for op, b in ((">=", lo), ("<=", hi)) if b is not None)
+            raise ValueError(f"{name}={value!r} is invalid; allowed: {allowed}")
+    if cfg.warmup is not None and cfg.warmup > cfg.steps:
+        raise ValueError(f"warmup={cfg.warmup} is invalid; allowed: at most steps={cfg.steps}")
+    if cfg.dtype not in DTYPES:
+        raise ValueError(f"dtype={cfg.dtype!r} is invalid; allowed: {list(DTYPES)}")
     if cfg.optimizer not in subspace.available():
         raise ValueError(f"optimizer={cfg.optimizer!r} is unknown; allowed: {subspace.available()}")
+    if cfg.model == "llama" and cfg.dropout is not None:
+        raise ValueError("dropout applies to model='roberta' only (the LLaMA probes have no dropout)")
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if cfg.batch_size % (world * cfg.grad_accum):
+        raise ValueError(f"batch_size={cfg.batch_size} is invalid; allowed: a multiple of world size x grad_accum "
+                         f"= {world} x {cfg.grad_accum}")
+    check_device(cfg.device)
 
 
 def _mean(xs: list) -> float | None:
