@@ -259,6 +259,11 @@ def _refresh_period(method: str, gap: int) -> int | None:
     return gap if PRESETS[method].low_rank.get("projector") in ("svd", "rsvd", "stiefel") else None
 
 
+def _read_by(method: str, hp: dict) -> dict:
+    """The keys of ``hp`` that preset ``method`` reads (the core refuses the others)."""
+    return {k: v for k, v in hp.items() if k in PRESETS[method].accepts()}
+
+
 def _make_optimizer(method: str, model: nn.Module, rank: int, gap: int, scale: float) -> torch.optim.Optimizer:
     if method == BASELINE:
         return torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.01)
@@ -276,7 +281,7 @@ def _make_optimizer(method: str, model: nn.Module, rank: int, gap: int, scale: f
     hp = dict(rank=rank, update_gap=gap)
     if method == "galore":
         hp["scale"] = scale
-    return subspace.make(method, groups, **hp)
+    return subspace.make(method, groups, **_read_by(method, hp))
 
 
 def _single(shape, device, dtype, seed) -> nn.Module:
@@ -468,8 +473,7 @@ def bench_state_bytes(methods: Sequence[str] | None = None, *,
     grads = [[torch.randn(s, generator=g, dtype=dtype) for s in small_shapes] for _ in range(steps)]
     for method in methods:
         params = [nn.Parameter(w.clone().to(device)) for w in init]
-        hp = dict(rank=small_rank, update_gap=small_gap)
-        opt = subspace.make(method, params, **hp)
+        opt = subspace.make(method, params, **_read_by(method, dict(rank=small_rank, update_gap=small_gap)))
         for t in range(steps):
             for p, gr in zip(params, grads[t]):
                 p.grad = gr.to(device)

@@ -1,15 +1,20 @@
 """The shared optimizer core: projector x base update x orthogonalizer x outer step, as torch optimizers.
 
-    opt = subspace.make("galore", subspace.param_groups(model), lr=1e-2, rank=128)
+    opt = subspace.GaLore(model, lr=1e-2, rank=128)          # or subspace.make("galore", model, ...)
 
-``available()`` lists the presets; ``PRESETS[name].doc`` states each one's equations and state-size formula.
+``available()`` lists the presets; each has a typed constructor (``CONSTRUCTORS[name]``: ``AdamW``, ``GaLore``,
+``GoLore``, ``GaLoreSGDM``, ``GoLoreSGDM``, ``SUMO``, ``SUMONS5``, ``Muon``, ``OSD``, ``AdamSN``, ``AdamSNSM``) whose
+signature and docstring give every key it reads, its default, the equations, the source and the state size.
 """
 from .bases import randomized_svd_basis, stiefel, svd_basis
 from .config import DTYPES
-from .groups import param_groups
+from .groups import as_groups, param_groups
 from .optimizer import SubspaceOptimizer
 from .orthogonalize import COEFFICIENTS, newton_schulz, polar
-from .presets import PRESETS, available, make, state_numel
+from .presets import (CONSTRUCTORS, PRESETS, AdamSN, AdamSNSM, AdamW, GaLore, GaLoreSGDM, GoLore, GoLoreSGDM, Muon,
+                      OSD, PresetOptimizer, SUMO, SUMONS5, available, make, state_numel)
 
-__all__ = ["available", "make", "param_groups", "state_numel", "PRESETS", "SubspaceOptimizer", "DTYPES",
-           "polar", "newton_schulz", "COEFFICIENTS", "stiefel", "svd_basis", "randomized_svd_basis"]
+__all__ = ["available", "make", "param_groups", "as_groups", "state_numel", "PRESETS", "CONSTRUCTORS",
+           "SubspaceOptimizer", "PresetOptimizer", "AdamW", "GaLore", "GoLore", "GaLoreSGDM", "GoLoreSGDM", "SUMO",
+           "SUMONS5", "Muon", "OSD", "AdamSN", "AdamSNSM", "DTYPES", "polar", "newton_schulz", "COEFFICIENTS",
+           "stiefel", "svd_basis", "randomized_svd_basis"]

@@ -18,7 +18,8 @@ import torch
 
 from .orthogonalize import COEFFICIENTS, resolve_schedule
 
-__all__ = ["CHOICES", "DTYPES", "GROUP_DEFAULTS", "READS", "DENSE_BASES", "stages", "reads", "validate_group"]
+__all__ = ["CHOICES", "DTYPES", "GROUP_DEFAULTS", "READS", "KEY_DOCS", "DENSE_BASES", "stages", "reads", "dense_rule",
+           "validate_group"]
 
 #: The precisions a user may name (``state_dtype``, ``ns_dtype``, the probes' ``--dtype``).
 DTYPES: dict[str, torch.dtype] = {"float32": torch.float32, "float64": torch.float64, "bfloat16": torch.bfloat16}
@@ -106,6 +107,58 @@ READS: dict[str, tuple[str, ...]] = {
 }
 
 
+#: Each key's type and meaning, as the typed constructors' signatures and docstrings show them.
+KEY_DOCS: dict[str, tuple[str, str]] = {
+    "lr": ("float", "learning rate eta (LR schedulers edit it)"),
+    "fixed_lr": ("float | None", "when set, the step uses it instead of lr, so schedules do not reach this group"),
+    "weight_decay": ("float", "decoupled weight decay lambda: W <- W - lr lambda W"),
+    "wd_order": ("str", "'before' or 'after' the gradient step"),
+    "state_dtype": ("str | None", "precision of the optimizer state (None: the parameter's)"),
+    "low_rank": ("bool", "group flag: the low-rank (matrix) rule, or the dense rule when False"),
+    "base": ("str", "base update on the projected gradient: 'adam', 'ema' (first moment only) or 'momentum'"),
+    "projector": ("str | Callable", "'none', 'svd', 'rsvd', 'stiefel', 'online-pca' or fn(A, r, t) -> Q (k x r)"),
+    "orthogonalizer": ("str", "'none', 'polar' (exact U V^T) or 'newton-schulz'"),
+    "preconditioner": ("str", "'none' or 'subset-norm' (full-space Subset-Norm denominator)"),
+    "scale": ("float", "alpha: multiplies the matrix update"),
+    "shape_scale": ("str", "shape factor: 'none', 'moonlight' (0.2 sqrt(max(m, n))) or 'muon' (sqrt(max(1, m/n)))"),
+    "nd_rule": ("str", "N-D weights: 'reshape' to (shape[0], -1) or 'dense' (the dense rule)"),
+    "rank": ("int", "r, the subspace dimension (clamped to min(m, n))"),
+    "side": ("str", "projected side: 'auto' (the smaller one), 'left' or 'right'"),
+    "complement_scale": ("float", "s_perp: adds s_perp (A - Q Q^T A), the gradient outside the subspace"),
+    "svd_driver": ("str", "top-r subspace from 'gram' (float64 Gram eigendecomposition) or 'svd' (thin SVD)"),
+    "basis_signs": ("str", "new basis columns 'aligned' in sign with the previous basis, or as 'decomposition' found"),
+    "update_gap": ("int", "T, steps between basis refreshes"),
+    "refresh_index": ("str", "refresh at steps 0, T, 2T ('zero') or 1, T, 2T ('one', 1-indexed codes)"),
+    "refresh_stagger": ("bool", "spread the refreshes of a group's parameters over the period"),
+    "moment_on_refresh": ("str", "moments at a refresh: 'keep', 'transport', 'reset', 'transport-step', 'reset-after'"),
+    "random_after": ("int | None", "from this step on, bases are uniform Stiefel draws (GoLore@x%)"),
+    "stiefel_method": ("str", "uniform Stiefel draw: 'qr' (QR of a Gaussian, sign fix) or 'polar' (Z (Z^T Z)^(-1/2))"),
+    "oversample": ("int", "randomized SVD: extra columns of the range finder"),
+    "power_iters": ("int", "randomized SVD: power iterations"),
+    "pca_lr_rule": ("str", "online-PCA step size: 'ratio' (pca_lr_ratio lr) or 'gap' ((1/T) lr_t / lr_peak)"),
+    "pca_lr_ratio": ("float", "alpha in lr_P = alpha lr"),
+    "pca_orth": ("float", "orthogonality penalty lambda of the online-PCA loss"),
+    "pca_weight_decay": ("float | None", "decay of the online-PCA basis (None: the weight's)"),
+    "betas": ("tuple[float, float]", "(beta1, beta2): first- and second-moment decay"),
+    "eps": ("float", "denominator epsilon"),
+    "eps_style": ("str", "eps added to the bias-corrected sqrt(V) ('torch') or to the raw sqrt(V) ('hf')"),
+    "bias_correction": ("bool", "Adam's bias corrections"),
+    "momentum": ("float", "mu, momentum coefficient"),
+    "dampening": ("float", "momentum buffer M <- mu M + (1 - dampening) G"),
+    "nesterov": ("bool", "Nesterov look-ahead mu M + (1 - dampening) G as the direction"),
+    "nesterov_overwrite": ("bool", "store the Nesterov mix in the buffer (SUMO code)"),
+    "momentum_init": ("str", "first momentum buffer: 'zero' (papers) or 'grad' (torch.optim.SGD)"),
+    "polar_method": ("str", "exact polar factor by 'svd' or by the float64 'gram' eigensystem"),
+    "limiter": ("float | None", "gamma of the norm-growth limiter ||O_t|| <= gamma ||O_{t-1}||"),
+    "ns_steps": ("int", "Newton-Schulz iterations"),
+    "ns_coeffs": ("str | tuple", "Newton-Schulz coefficients: 'muon', 'cubic', a tuple or per-step tuples"),
+    "ns_normalize": ("str", "Newton-Schulz input scaling: 'frobenius' or 'spectral'"),
+    "ns_dtype": ("str | None", "Newton-Schulz precision (None: the update's)"),
+    "subset": ("str | int", "Subset-Norm subsets: 'heuristic' (one per index of the larger side) or a chunk size"),
+    "subset_reduce": ("str", "Subset-Norm statistic: 'sum' or 'mean' of the squares"),
+}
+
+
 def stages(cfg: dict) -> frozenset[str]:
     """The stages a group config runs, as ``READS`` names them (missing keys take ``GROUP_DEFAULTS``).
 
@@ -137,6 +190,14 @@ def reads(cfg: dict) -> frozenset[str]:
     """The keys a group with this config reads (every other key has no effect on it)."""
     active = stages(cfg)
     return frozenset(k for k, when in READS.items() if active.intersection(when))
+
+
+def dense_rule(low: dict, dense: dict | None = None) -> dict:
+    """The dense rule that goes with the low-rank rule ``low``: ``GROUP_DEFAULTS``, then every key both rules read
+    taken from ``low`` (lr, decay, Adam's betas and eps, ...; never ``base``), then ``dense``."""
+    own = {**GROUP_DEFAULTS, **(dense or {}), "low_rank": False}
+    shared = (reads(own) & reads({**GROUP_DEFAULTS, **low})) - {"base", "low_rank"}
+    return {**own, **{k: low[k] for k in shared if k in low}, **(dense or {}), "low_rank": False}
 
 
 def _fail(key, value, allowed):

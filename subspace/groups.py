@@ -6,7 +6,7 @@ from typing import Iterable, Optional
 
 import torch
 
-__all__ = ["param_groups", "DEFAULT_DENSE"]
+__all__ = ["param_groups", "as_groups", "DEFAULT_DENSE"]
 
 #: Name patterns that go to the dense group even when 2-D: embeddings, output heads, norms (GaLore's and SUMO's
 #: selections exclude embed_tokens and lm_head; RoBERTa's classifier and position/token-type embeddings likewise).
@@ -43,3 +43,26 @@ def param_groups(model: torch.nn.Module, low_rank: Optional[Iterable[str]] = Non
             extra = low_rank_hparams if flag else {}
             out.append({"params": params, "param_names": names, "low_rank": flag, **extra})
     return out
+
+
+def as_groups(params) -> list[dict]:
+    """Normalise what an optimizer is given into group dicts.
+
+    An ``nn.Module`` goes through :func:`param_groups`; group dicts pass through (copied); a flat list of tensors
+    or (name, tensor) pairs is split by dimension alone: ndim >= 2 into a low-rank group, the rest into a dense
+    group, so embeddings and output heads are projected too (pass a Module or ``param_groups(model)`` to keep
+    them dense).
+    """
+    if isinstance(params, torch.nn.Module):
+        return param_groups(params)
+    params = list(params)
+    if not params:
+        raise ValueError("params is empty; pass a model, model.parameters(), named parameters or parameter groups")
+    if isinstance(params[0], dict):
+        return [dict(g) for g in params]
+    named = isinstance(params[0], tuple)
+    low, dense = [], []
+    for item in params:
+        p = item[1] if named else item
+        (low if p.ndim >= 2 else dense).append(item)
+    return [g for g in ({"params": low, "low_rank": True}, {"params": dense, "low_rank": False}) if g["params"]]

@@ -18,13 +18,14 @@ gives the same bases on every device and every DDP rank; its state travels in ``
 """
 from __future__ import annotations
 
+import warnings
 from collections import defaultdict
 from typing import Callable, Optional
 
 import torch
 
 from .bases import align_signs, canonical_basis
-from .config import DTYPES, GROUP_DEFAULTS, validate_group
+from .config import DTYPES, GROUP_DEFAULTS, dense_rule, reads, validate_group
 from .orthogonalize import newton_schulz, polar
 from .projection import move_moments, new_basis, online_pca_step, orient, refresh_due
 from .updates import adam_combine, adam_moments, momentum_direction, shape_factor, subset_norm_stat
@@ -32,6 +33,18 @@ from .updates import adam_combine, adam_moments, momentum_direction, shape_facto
 __all__ = ["SubspaceOptimizer"]
 
 _SUBSPACE_KEYS = ("exp_avg", "exp_avg_sq")
+#: Group keys a state dict restores without checking them (LR schedulers change them).
+_RESTORED = ("lr", "initial_lr")
+
+
+def _plain(value):
+    """A group value as a state dict stores it: a callable (a projector) by its qualified name."""
+    return f"<callable {value.__module__}.{value.__qualname__}>" if callable(value) else value
+
+
+def _normal(value):
+    """Lists and tuples compare equal (betas given as a list)."""
+    return tuple(value) if isinstance(value, list) else value
 
 
 class SubspaceOptimizer(torch.optim.Optimizer):
@@ -42,45 +55,159 @@ class SubspaceOptimizer(torch.optim.Optimizer):
     ``skipped_steps``.
     """
 
-    def __init__(self, params, defaults: Optional[dict] = None, *, seed: int = 0, nonfinite: str = "raise"):
+    def __init__(self, params, defaults: Optional[dict] = None, *, dense: Optional[dict] = None, seed: int = 0,
+                 nonfinite: str = "raise", preset: str = "", mode: str = ""):
+        """``defaults``: the low-rank rule (keys over ``GROUP_DEFAULTS``); ``dense``: the dense rule's own keys (over
+        what it takes from the low-rank rule, ``config.dense_rule``). ``preset``/``mode`` name where the rules came
+        from (``subspace.make`` sets them); ``state_dict`` records them and ``load_state_dict`` checks them."""
         if nonfinite not in ("raise", "skip"):
             raise ValueError(f"nonfinite={nonfinite!r} is invalid; allowed: ['raise', 'skip']")
         if not isinstance(seed, int) or isinstance(seed, bool):
             raise ValueError(f"seed={seed!r} is invalid; allowed: an int")
-        full = dict(GROUP_DEFAULTS)
-        full.update(defaults or {})
-        super().__init__(params, validate_group(full))
+        low = validate_group({**GROUP_DEFAULTS, **(defaults or {}), "low_rank": True})
+        #: The rule each group flag gets: ``rules[True]`` low-rank, ``rules[False]`` dense.
+        self.rules = {True: low, False: validate_group(dense_rule(low, dense))}
+        self.preset, self.mode = preset, mode
+        super().__init__(params, low)
         self.nonfinite = nonfinite
         self.seed = seed
         self.generator = torch.Generator().manual_seed(seed)
         self.skipped_steps = 0
 
+    def _baseline(self) -> tuple[dict, dict]:
+        """(low-rank, dense) rules that ``repr`` reports differences from: the neutral ones here, a preset's own."""
+        low = {**GROUP_DEFAULTS, "low_rank": True}
+        return low, dense_rule(low)
+
+    def _state_numel(self, m: int, n: int, r: int, cfg: dict) -> Optional[int]:
+        """State elements of one m x n matrix parameter at rank r, when a formula is known (presets know theirs)."""
+        return None
+
     def add_param_group(self, param_group: dict) -> None:
-        validate_group({k: v for k, v in param_group.items()})
-        super().add_param_group(param_group)
+        """Add a group with the rule its ``low_rank`` flag names (default True), whichever way it enters.
+
+        The group's keys override that rule where it reads them (a key it does not read raises ValueError).
+        Parameters of a low-rank group that are not matrices (1-D; N-D with ``nd_rule="dense"``) form a dense group
+        of their own next to it, with the dense rule and the group's keys that the dense rule reads (``base``
+        names the low-rank rule's).
+        """
+        keys = {k: v for k, v in param_group.items() if k not in ("params", "param_names", "initial_lr")}
+        low = keys.pop("low_rank", True)
+        params = param_group["params"]
+        params = [params] if torch.is_tensor(params) else list(params)
+        names = param_group.get("param_names") or [None] * len(params)
+        extra = {k: param_group[k] for k in ("initial_lr",) if k in param_group}
+        rule = {**self.rules[low], **keys}
+        matrix, other = [], []
+        for name, item in zip(names, params):
+            p = item[1] if isinstance(item, tuple) else item
+            is_matrix = low and (p.ndim == 2 or (p.ndim > 2 and rule["nd_rule"] == "reshape"))
+            (matrix if is_matrix else other).append(item if name is None else (name, item))
+        dense = {**self.rules[False], **{k: v for k, v in keys.items() if not (low and k == "base")}}
+        rule_reads, dense_reads = reads(rule) if matrix else frozenset(), reads(dense) if other else frozenset()
+        refused = sorted(k for k in keys if k not in rule_reads | dense_reads)
+        if refused:
+            kind = "low-rank" if low else "dense"
+            raise ValueError(f"a {kind} parameter group does not read {refused}; it reads: "
+                             f"{sorted((rule_reads | dense_reads) - {'low_rank'})}")
+        for part, cfg, read, flag in ((matrix, rule, rule_reads, True), (other, dense, dense_reads, False)):
+            if part:
+                group = {**cfg, **{k: v for k, v in keys.items() if k in read}, "low_rank": flag, **extra,
+                         "params": part}
+                super().add_param_group(validate_group(group))
+                self._warn_large_rank(self.param_groups[-1], len(self.param_groups) - 1)
+
+    def _warn_large_rank(self, group: dict, index: int) -> None:
+        """Warn for each matrix whose rank is clamped to min(m, n) and whose state still exceeds AdamW's 2 m n."""
+        if "rank" not in reads(group):
+            return
+        names = group.get("param_names")
+        for j, p in enumerate(group["params"]):
+            m = p.shape[0]
+            n = p.numel() // max(m, 1)
+            r = int(group["rank"])
+            numel = self._state_numel(m, n, min(r, m, n), group) if r > min(m, n) else None
+            if numel is not None and numel > 2 * m * n:
+                label = names[j] if names else f"param_groups[{index}]['params'][{j}]"
+                warnings.warn(f"{label} (shape {tuple(p.shape)}): rank {r} is clamped to min(m, n) = {min(m, n)} "
+                              f"and its state ({numel} elements) exceeds AdamW's 2 m n = {2 * m * n}; use AdamW "
+                              "or a smaller rank for it", stacklevel=4)
+
+    def __repr__(self) -> str:
+        """The class, preset and mode, then per group its rule and only the keys that differ from the preset's."""
+        head = f"{type(self).__name__}(preset={self.preset!r}, mode={self.mode!r})" if self.preset else \
+            f"{type(self).__name__}()"
+        base = dict(zip((True, False), self._baseline()))
+        lines = [head]
+        for i, g in enumerate(self.param_groups):
+            ref = base[g["low_rank"]]
+            diff = ", ".join(f"{k}={g[k]!r}" for k in GROUP_DEFAULTS if k in reads(g) and g[k] != ref.get(k))
+            kind = "low-rank" if g["low_rank"] else "dense"
+            lines.append(f"  group {i} ({kind}, {len(g['params'])} params){': ' + diff if diff else ''}")
+        return "\n".join(lines)
 
     # ------------------------------------------------------------------ serialisation
     def state_dict(self) -> dict:
+        """torch's state dict plus the generator, the skip count, the preset, the mode and every parameter's shape
+        (plain tensors, ints, strings and tuples: it loads with ``torch.load(weights_only=True)``; a callable
+        projector is recorded by its name)."""
         sd = super().state_dict()
+        sd["param_groups"] = [{k: _plain(v) for k, v in g.items()} for g in sd["param_groups"]]
         sd["generator"] = self.generator.get_state()
         sd["skipped_steps"] = self.skipped_steps
+        sd["preset"], sd["mode"] = self.preset, self.mode
+        sd["shapes"] = [[tuple(p.shape) for p in g["params"]] for g in self.param_groups]
         return sd
 
-    def load_state_dict(self, state_dict: dict) -> None:
-        """Restore everything, keeping each state tensor's own dtype (torch's default would cast to the param's)."""
+    def load_state_dict(self, state_dict: dict, take_hyperparameters: bool = False) -> None:
+        """Restore everything, keeping each state tensor's own dtype (torch's default would cast to the param's).
+
+        A state saved by another preset or mode, with any other hyper-parameter, or for parameters of other shapes
+        raises ValueError naming what differs. ``take_hyperparameters=True`` adopts the saved hyper-parameters
+        instead (shapes must still match). ``lr`` and ``initial_lr`` never count: LR schedulers change them, and
+        the saved values are restored.
+        """
         groups, saved = self.param_groups, state_dict["param_groups"]
         if len(groups) != len(saved) or any(len(g["params"]) != len(s["params"]) for g, s in zip(groups, saved)):
             raise ValueError("state_dict: parameter groups do not match this optimizer's (count or sizes differ)")
+        self._check_saved(state_dict, take_hyperparameters)
         by_id = {i: p for g, s in zip(groups, saved) for i, p in zip(s["params"], g["params"])}
         self.state = defaultdict(dict)
         for i, st in state_dict["state"].items():
             p = by_id[i]
             self.state[p] = {k: (v.to(p.device, copy=True) if torch.is_tensor(v) else v) for k, v in st.items()}
         for g, s in zip(groups, saved):
-            g.update({k: v for k, v in s.items() if k not in ("params", "param_names")})
+            if take_hyperparameters:  # every saved key but the parameters (a callable stays the one given here)
+                g.update({k: v for k, v in s.items() if k not in ("params", "param_names") and v != _plain(g.get(k))})
+                validate_group({k: v for k, v in g.items() if k != "params"})
+            else:  # the check above leaves only these to differ
+                g.update({k: s[k] for k in _RESTORED if k in s})
         if "generator" in state_dict:
             self.generator.set_state(state_dict["generator"].cpu())
         self.skipped_steps = int(state_dict.get("skipped_steps", 0))
+
+    def _check_saved(self, state_dict: dict, take_hyperparameters: bool) -> None:
+        """ValueError naming each difference between a saved state and this optimizer (see ``load_state_dict``)."""
+        shapes = state_dict.get("shapes")
+        for gi, (g, s) in enumerate(zip(self.param_groups, state_dict["param_groups"])):
+            names = g.get("param_names")
+            for j, p in enumerate(g["params"]):
+                if shapes is not None and tuple(shapes[gi][j]) != tuple(p.shape):
+                    label = names[j] if names else f"param_groups[{gi}]['params'][{j}]"
+                    raise ValueError(f"state_dict is for another model: {label} has shape {tuple(shapes[gi][j])} "
+                                     f"there, {tuple(p.shape)} here")
+        if take_hyperparameters:
+            return
+        diffs = [f"{what}: saved {state_dict[what]!r}, here {getattr(self, what)!r}" for what in ("preset", "mode")
+                 if state_dict.get(what) and state_dict[what] != getattr(self, what)]
+        for gi, (g, s) in enumerate(zip(self.param_groups, state_dict["param_groups"])):
+            for k in GROUP_DEFAULTS:
+                here, there = _plain(g[k]), s.get(k, GROUP_DEFAULTS[k])
+                if k not in _RESTORED and _normal(here) != _normal(there):
+                    diffs.append(f"param_groups[{gi}]['{k}']: saved {there!r}, here {here!r}")
+        if diffs:
+            raise ValueError("state_dict was saved by a differently configured optimizer: " + "; ".join(diffs)
+                             + " (pass take_hyperparameters=True to adopt the saved hyper-parameters)")
 
     # ------------------------------------------------------------------ stepping
     def _nonfinite_param(self) -> Optional[str]:

@@ -12,10 +12,11 @@ HP = dict(rank=4, update_gap=3)  # small problems, several refreshes within a te
 
 
 def _hp(name, **extra):
+    """HP and ``extra`` where the preset reads them (a key it does not read is refused)."""
     hp = dict(HP, **extra)
-    if name.startswith("golore"):
-        hp.update(golore_fraction=0.5, total_steps=40)  # both projector kinds are exercised
-    return hp
+    hp.update(golore_fraction=0.5, total_steps=40)  # both projector kinds are exercised where both occur
+    accepted = subspace.PRESETS[name].accepts()
+    return {k: v for k, v in hp.items() if k in accepted}
 
 
 class Quadratic:
@@ -168,7 +169,7 @@ def test_unknown_preset_lists_the_allowed_names():
 @pytest.mark.parametrize("name", NAMES)
 def test_rank_above_min_dim_is_clamped(name):
     W = torch.nn.Parameter(torch.randn(6, 9))
-    opt = subspace.make(name, [W], lr=0.01, rank=50, update_gap=2)
+    opt = subspace.make(name, [W], lr=0.01, **_hp(name, rank=50, update_gap=2))
     W.grad = torch.randn(6, 9)
     opt.step()
     if "basis" in opt.state[W]:
@@ -237,7 +238,7 @@ def test_decomposition_failure_keeps_the_previous_basis_and_never_nans(name, mon
     """Documented fallback: a refresh whose SVD/eigh fail (LinAlgError) keeps the previous basis; a first refresh
     that fails falls back to the canonical basis; polar falls back to cubic Newton–Schulz."""
     W = torch.nn.Parameter(torch.randn(10, 6))
-    opt = subspace.make(name, [W], lr=0.01, rank=3, update_gap=2)
+    opt = subspace.make(name, [W], lr=0.01, **_hp(name, rank=3, update_gap=2))
     W.grad = torch.randn(10, 6)
     opt.step()
     before = opt.state[W]["basis"].clone()
@@ -254,7 +255,7 @@ def test_decomposition_failure_keeps_the_previous_basis_and_never_nans(name, mon
     if name not in ("golore", "osd"):  # random bases need no decomposition; OSD moves its basis by gradient steps
         assert torch.equal(opt.state[W]["basis"], before)
     fresh = torch.nn.Parameter(torch.randn(10, 6))
-    opt2 = subspace.make(name, [fresh], lr=0.01, rank=3, update_gap=2)
+    opt2 = subspace.make(name, [fresh], lr=0.01, **_hp(name, rank=3, update_gap=2))
     fresh.grad = torch.randn(10, 6)
     opt2.step()
     assert torch.isfinite(fresh).all() and torch.isfinite(opt2.state[fresh]["basis"]).all()
