@@ -266,9 +266,7 @@ def _configs(preset: Preset, mode: str, hparams: dict) -> tuple[dict, dict]:
     """(low-rank rule, dense rule) of ``preset`` in ``mode`` with the user's keys applied where they are read."""
     low, dense = preset.configs(mode)
     hp = dict(hparams)
-    options = {k: hp.pop(k) for k in _FRACTION_KEYS if k in hp}
-    if options and not preset.random_fraction:
-        raise ValueError(f"{sorted(options)} apply to presets with random projections (GoLore@x%), not {preset.name!r}")
+    options = {k: hp.pop(k) for k in _FRACTION_KEYS if k in hp and preset.random_fraction}
     if options:
         if "random_after" in hp:
             raise ValueError("pass golore_fraction (with total_steps) or random_after, not both")
