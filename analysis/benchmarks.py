@@ -27,7 +27,10 @@ Three benchmarks, each a plain function returning rows (dicts with the keys of :
 Row schema: ``bench, method, shape, dtype, device, metric, value, unit, baseline_method, baseline_metric, ratio,
 reference, config, code_version``. ``ratio = value / value of the row with method = baseline_method and metric =
 baseline_metric in the same (bench, shape, device)``; ``reference`` holds a paper's number where one exists.
-Results are written as JSONL, atomically (temporary file + ``os.replace``), one file per benchmark and device.
+Results are JSONL, one file per benchmark and device (:data:`BENCH_FILES`), saved one *unit* at a time (a problem,
+an OSD shape, a method, a LLaMA size: :func:`unit_of`) as it is measured, each save an atomic replacement
+(``records.atomic_write_text``); ``--resume`` keeps the saved units and measures only the missing ones, with the
+settings recorded in ``bench.json``. The output folder is locked during a run.
 Timings are never asserted by tests: machines are shared and noisy; only ratios from one run are reported.
 """
 from __future__ import annotations
@@ -36,15 +39,17 @@ import argparse
 import contextlib
 import gc
 import json
+import logging
 import math
 import os
 import platform
 import statistics
-import subprocess
+import sys
 import time
+import warnings
 import zlib
 from pathlib import Path
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Collection, Sequence
 
 import torch
 from torch import nn
@@ -53,12 +58,14 @@ import subspace
 from subspace.config import GROUP_DEFAULTS
 from subspace.presets import PRESETS
 from subspace.projection import online_pca_step
-from .atomic import atomic_write_text
+from records import FolderBusy, atomic_write_text, code_version, dumps, lock_folder, read_jsonl, state_bytes
+from records import writable_folder
+from records.options import DefaultsHelpFormatter, DeviceError, check_device, integer, one_of
 
 __all__ = ["ROW_KEYS", "LAYER_SHAPES", "OSD_SHAPES", "OSD_PAPER_SPEEDUP", "LLAMA_SIZES", "LLAMA_RANKS",
            "BASELINE", "GALORE_TORCH", "bench_step_time", "bench_projector", "bench_state_bytes", "fill_ratios",
-           "write_jsonl", "read_jsonl", "format_step_table", "format_projector_table", "format_state_table",
-           "llama_layer_shapes", "tiny_llama", "meta_llama", "code_version", "add_arguments", "main"]
+           "unit_of", "format_step_table", "format_projector_table", "format_state_table", "llama_layer_shapes",
+           "tiny_llama", "meta_llama", "add_arguments", "main", "BENCH_FILES", "SETTINGS_FILE"]
 
 ROW_KEYS = ("bench", "method", "shape", "dtype", "device", "metric", "value", "unit", "baseline_method",
             "baseline_metric", "ratio", "reference", "config", "code_version")
@@ -85,34 +92,6 @@ BF16_BYTES = 2
 
 
 # ---------------------------------------------------------------------------------------------- provenance, I/O
-_CODE_VERSION: str | None = None
-
-
-def code_version() -> str:
-    """git commit of the repository (``+dirty`` when tracked files changed), else ``sublab <version>``."""
-    global _CODE_VERSION
-    if _CODE_VERSION is None:
-        root = Path(__file__).resolve().parents[1]
-
-        def git(*a):
-            try:
-                out = subprocess.run(["git", "-C", str(root), *a], capture_output=True, text=True, timeout=10)
-                return out.stdout.strip() if out.returncode == 0 else None
-            except (OSError, subprocess.SubprocessError):
-                return None
-        commit = git("rev-parse", "HEAD")
-        if commit:
-            dirty = git("status", "--porcelain", "--untracked-files=no")
-            _CODE_VERSION = commit + ("+dirty" if dirty else "")
-        else:
-            try:
-                from importlib.metadata import version
-                _CODE_VERSION = f"sublab {version('sublab')}"
-            except Exception:  # noqa: BLE001 - not installed: still a usable label
-                _CODE_VERSION = "sublab unknown"
-    return _CODE_VERSION
-
-
 def environment(device: str) -> dict:
     env = {"threads": torch.get_num_threads(), "torch": torch.__version__, "python": platform.python_version(),
            "machine": platform.machine(), "processor": platform.processor() or None, "cpu_count": os.cpu_count()}
@@ -121,17 +100,27 @@ def environment(device: str) -> dict:
     return env
 
 
-def write_jsonl(rows: Iterable[dict], path: str | Path) -> Path:
-    """Write rows as JSON lines atomically: a temporary file in the same folder, fsync, then ``os.replace``.
-
-    If serialisation or writing fails, the temporary file is removed and an existing ``path`` is left untouched.
-    """
-    return atomic_write_text(path, "".join(json.dumps(row, sort_keys=True, allow_nan=False) + "\n" for row in rows))
+def unit_of(row: dict) -> str:
+    """The unit of measurement a row belongs to: its method for ``state_small``, else its shape (a problem, an OSD
+    shape or a LLaMA size). A unit is measured, given its ratios and saved as a whole."""
+    return row["method"] if row["bench"] == "state_small" else row["shape"]
 
 
-def read_jsonl(path: str | Path) -> list[dict]:
-    with open(path, encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
+class _Units:
+    """Rows taken one unit at a time: each finished unit gets its ratios (``fill_ratios``) and goes to
+    ``on_unit`` at once (``main`` saves it); a unit named in ``skip`` (finished by an earlier run) is not measured."""
+
+    def __init__(self, skip: Collection[str], on_unit: Callable[[list[dict]], None] | None):
+        self.skip, self.on_unit, self.rows = set(skip), on_unit, []
+
+    def todo(self, unit: str) -> bool:
+        return unit not in self.skip
+
+    def finish(self, rows: list[dict]) -> None:
+        fill_ratios(rows)
+        self.rows += rows
+        if self.on_unit is not None:
+            self.on_unit(rows)
 
 
 def _row(bench, method, shape, dtype, device, metric, value, unit, config, baseline=None, reference=None) -> dict:
@@ -264,12 +253,27 @@ def _read_by(method: str, hp: dict) -> dict:
     return {k: v for k, v in hp.items() if k in PRESETS[method].accepts()}
 
 
+def _import_galore_torch():
+    """``galore_torch``, imported with bitsandbytes' log warnings and Python warnings silenced: on a CPU machine it
+    reports optional GPU/CPU kernels it cannot load, which says nothing about this benchmark."""
+    quiet = logging.getLogger("bitsandbytes")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            import galore_torch
+    finally:
+        quiet.setLevel(level)
+    return galore_torch
+
+
 def _make_optimizer(method: str, model: nn.Module, rank: int, gap: int, scale: float) -> torch.optim.Optimizer:
     if method == BASELINE:
         return torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.01)
     groups = subspace.param_groups(model)
     if method == GALORE_TORCH:
-        import galore_torch
+        galore_torch = _import_galore_torch()
         tg = []
         for g in groups:
             if g["low_rank"]:
@@ -318,7 +322,8 @@ def bench_step_time(methods: Sequence[str] | None = None, shapes: Sequence[tuple
                     model_layers: int | None = 2, model_vocab: int = 4096, rank: int = 128, gap: int = 200,
                     scale: float = 0.25, repeats: int = 5, warmup: int = 3, steady_window: int = 20,
                     device: str = "cpu", dtype: torch.dtype = torch.float32, hidden: int = 512, inter: int = 1376,
-                    log: Callable[[str], None] | None = None) -> list[dict]:
+                    log: Callable[[str], None] | None = None, skip: Collection[str] = (),
+                    on_unit: Callable[[list[dict]], None] | None = None) -> list[dict]:
     """Median amortised step time per method and shape, ratios to ``torch-adamw`` (and galore to galore-torch).
 
     ``shapes``: single-parameter problems; ``model_layers``: blocks of the tiny LLaMA (None or 0 skips it;
@@ -335,8 +340,11 @@ def bench_step_time(methods: Sequence[str] | None = None, shapes: Sequence[tuple
                          lambda: tiny_llama(model_layers, model_vocab, hidden, inter, device=device, dtype=dtype)))
     dname = str(dtype).replace("torch.", "")
     env = environment(device)
-    rows: list[dict] = []
+    units = _Units(skip, on_unit)
     for label, build in problems:
+        if not units.todo(label):
+            continue
+        rows: list[dict] = []
         g = torch.Generator().manual_seed(_seed("grad", label))
         ref = build()
         grads = [torch.randn(p.shape, generator=g, dtype=dtype).to(device) for p in ref.parameters()]
@@ -364,7 +372,8 @@ def bench_step_time(methods: Sequence[str] | None = None, shapes: Sequence[tuple
                 rows.append(_row("step_time", r.method, label, dname, device, "step_time_s",
                                  statistics.median(r.times), "s", cfg, baseline=(GALORE_TORCH, "step_time_s")))
         del runners
-    return fill_ratios(rows)
+        units.finish(rows)
+    return units.rows
 
 
 # ---------------------------------------------------------------------------------------------- projector cost
@@ -420,13 +429,18 @@ def projector_cases(shape: tuple[int, int], rank: int, device, generator: torch.
 
 def bench_projector(shapes: Sequence[tuple[int, int]] = OSD_SHAPES, *, rank: int = 128, repeats: int = 5,
                     warmup: int = 1, budget_s: float = 30.0, methods: Sequence[str] | None = None,
-                    device: str = "cpu", log: Callable[[str], None] | None = None) -> list[dict]:
+                    device: str = "cpu", log: Callable[[str], None] | None = None, skip: Collection[str] = (),
+                    on_unit: Callable[[list[dict]], None] | None = None) -> list[dict]:
     """Time per call of each projector/orthogonalizer on each shape; speed-ups t_svd / t_X (rows with method
-    ``svd`` and baseline X), with the OSD paper's SVD/online-PCA speed-ups as ``reference``."""
+    ``svd`` and baseline X), with the OSD paper's SVD/online-PCA speed-ups as ``reference``. Units: shapes
+    (see :class:`_Units` for ``skip`` and ``on_unit``)."""
     env = environment(device)
-    rows: list[dict] = []
+    units = _Units(skip, on_unit)
     for shape in shapes:
         label = _shape_str(shape)
+        if not units.todo(label):
+            continue
+        rows: list[dict] = []
         gen = torch.Generator().manual_seed(_seed("projector", label))
         cases = projector_cases(tuple(shape), rank, device, gen)
         names = [c for c in cases if methods is None or c in methods or c == "svd"]
@@ -448,32 +462,35 @@ def bench_projector(shapes: Sequence[tuple[int, int]] = OSD_SHAPES, *, rank: int
             rows.append(_row("projector", "svd", label, "float32", device, "time_s", timed["svd"], "s",
                              {**svd_row["config"], "speedup_over": name}, baseline=(name, "time_s"),
                              reference=ref))
-    return fill_ratios(rows)
+        units.finish(rows)
+    return units.rows
 
 
 # ---------------------------------------------------------------------------------------------- state bytes
-def _state_bytes(state: dict) -> int:
-    return sum(v.numel() * v.element_size() for v in state.values() if torch.is_tensor(v))
-
-
 def bench_state_bytes(methods: Sequence[str] | None = None, *,
                       small_shapes: Sequence[tuple[int, ...]] = ((24, 40), (40, 24), (32, 32), (40,)),
                       small_rank: int = 8, small_gap: int = 2, steps: int = 5,
                       sizes: Sequence[str] = tuple(LLAMA_SIZES), ranks: dict | None = None,
-                      device: str = "cpu", dtype: torch.dtype = torch.float32) -> list[dict]:
+                      device: str = "cpu", dtype: torch.dtype = torch.float32, skip: Collection[str] = (),
+                      on_unit: Callable[[list[dict]], None] | None = None) -> list[dict]:
     """State bytes measured after ``steps`` real steps vs the docstring formula (ratio 1 is exact agreement), and
-    per LLaMA size by formula on the meta device, as a ratio to AdamW (bytes of bfloat16 states)."""
+    per LLaMA size by formula on the meta device, as a ratio to AdamW (bytes of bfloat16 states). Units: each
+    method of the measured part, each LLaMA size (see :class:`_Units` for ``skip`` and ``on_unit``)."""
     methods = list(subspace.available() if methods is None else methods)
     ranks = dict(LLAMA_RANKS if ranks is None else ranks)
     dname = str(dtype).replace("torch.", "")
     esize = torch.empty((), dtype=dtype).element_size()
-    rows: list[dict] = []
+    units = _Units(skip, on_unit)
     g = torch.Generator().manual_seed(_seed("state"))
     init = [0.1 * torch.randn(s, generator=g, dtype=dtype) for s in small_shapes]
     grads = [[torch.randn(s, generator=g, dtype=dtype) for s in small_shapes] for _ in range(steps)]
     for method in methods:
+        if not units.todo(method):
+            continue
+        rows: list[dict] = []
         params = [nn.Parameter(w.clone().to(device)) for w in init]
-        opt = subspace.make(method, params, **_read_by(method, dict(rank=small_rank, update_gap=small_gap)))
+        hp = _read_by(method, dict(rank=small_rank, update_gap=small_gap))
+        opt = subspace.make(method, params, **hp)
         for t in range(steps):
             for p, gr in zip(params, grads[t]):
                 p.grad = gr.to(device)
@@ -481,7 +498,7 @@ def bench_state_bytes(methods: Sequence[str] | None = None, *,
         cfg = {"rank": small_rank, "gap": small_gap, "steps": steps, "element_size": esize}
         tot_m = tot_f = 0
         for p in params:
-            measured = _state_bytes(opt.state[p])
+            measured = state_bytes(opt.state[p])
             formula = subspace.state_numel(method, tuple(p.shape), low_rank=p.ndim >= 2, **hp) * esize
             tot_m, tot_f = tot_m + measured, tot_f + formula
             label = _shape_str(p.shape)
@@ -492,12 +509,16 @@ def bench_state_bytes(methods: Sequence[str] | None = None, *,
         rows.append(_row("state_small", method, label, dname, device, "state_bytes_formula", tot_f, "B", cfg))
         rows.append(_row("state_small", method, label, dname, device, "state_bytes", tot_m, "B", cfg,
                          baseline=(method, "state_bytes_formula")))
+        units.finish(rows)
     for size in sizes:
+        if not units.todo(f"llama-{size}"):
+            continue
+        rows = []
         model = meta_llama(size)
         groups = subspace.param_groups(model)
         n_params = sum(p.numel() for p in model.parameters())
         for method in methods:
-            hp = dict(rank=ranks[size])
+            hp = _read_by(method, dict(rank=ranks[size]))
             numel = sum(subspace.state_numel(method, tuple(p.shape), low_rank=grp["low_rank"], **hp)
                         for grp in groups for p in grp["params"])
             cfg = {"rank": ranks[size], "n_params": n_params, "bytes_per_element": BF16_BYTES,
@@ -505,7 +526,8 @@ def bench_state_bytes(methods: Sequence[str] | None = None, *,
                    "llama": dict(zip(("hidden", "intermediate", "layers"), LLAMA_SIZES[size]), vocab=LLAMA_VOCAB)}
             rows.append(_row("state_llama", method, f"llama-{size}", "bfloat16", "meta", "state_bytes_formula",
                              numel * BF16_BYTES, "B", cfg, baseline=("adamw", "state_bytes_formula")))
-    return fill_ratios(rows)
+        units.finish(rows)
+    return units.rows
 
 
 # ---------------------------------------------------------------------------------------------- tables
@@ -602,68 +624,131 @@ def format_state_table(rows: list[dict]) -> str:
 
 # ---------------------------------------------------------------------------------------------- command line
 BENCHES = ("step", "projector", "state")
+#: Results file of each benchmark (``{device}``: the device with ``:`` removed).
+BENCH_FILES = {"step": "step_time_{device}.jsonl", "projector": "projector_{device}.jsonl",
+               "state": "state_bytes_{device}.jsonl"}
+#: The settings a folder's rows were taken with; ``--resume`` continues only with the same ones.
+SETTINGS_FILE = "bench.json"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    parser.formatter_class = DefaultsHelpFormatter
     parser.add_argument("--quick", action="store_true",
-                        help="gap 20, 3 repeats, 1-layer tiny model, 10-step windows for methods without a refresh, drop the "
-                             "4096x11008 projector shape "
-                             "(a few minutes on 2 CPU cores)")
-    parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
-    parser.add_argument("--threads", type=int, default=None,
+                        help="gap 20, 3 repeats, 1-layer tiny model, 10-step windows for methods without a refresh, "
+                             "drop the 4096x11008 projector shape (a few minutes on 2 CPU cores)")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or cuda:<index>")
+    parser.add_argument("--threads", type=integer(1), default=None,
                         help="torch.set_num_threads for the whole run (default: os.cpu_count())")
-    parser.add_argument("--out", default="results/bench", help="folder for the JSONL rows (default results/bench)")
+    parser.add_argument("--out", default="results/bench", help="folder for the JSONL rows")
     parser.add_argument("--only", nargs="+", choices=BENCHES, default=list(BENCHES), help="which benchmarks")
-    parser.add_argument("--methods", nargs="+", default=None, help="subset of subspace.available() (step/state)")
-    parser.add_argument("--rank", type=int, default=128, help="rank (default 128)")
-    parser.add_argument("--gap", type=int, default=None, help="refresh gap T (default 200, --quick 20)")
-    parser.add_argument("--repeats", type=int, default=None, help="timed windows/calls (default 5, --quick 3)")
-    parser.add_argument("--model-layers", type=int, default=None,
-                        help="blocks of the tiny LLaMA in the step benchmark (default 2, --quick 1; 0 skips)")
+    parser.add_argument("--methods", nargs="+", type=one_of(subspace.available(), "method"), default=None,
+                        metavar="METHOD", help="subset of subspace.available() for step/state (default: all)")
+    parser.add_argument("--rank", type=integer(1), default=128, help="subspace rank r")
+    parser.add_argument("--gap", type=integer(1), default=None, help="refresh gap T (default: 200, --quick 20)")
+    parser.add_argument("--repeats", type=integer(1), default=None,
+                        help="timed windows/calls (default: 5, --quick 3)")
+    parser.add_argument("--model-layers", type=integer(0), default=None,
+                        help="blocks of the tiny LLaMA in the step benchmark (default: 2, --quick 1; 0 skips it)")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--resume", action="store_true",
+                      help="keep the measurements already in --out and take only the missing ones (same settings)")
+    mode.add_argument("--overwrite", action="store_true", help="replace the results already in --out")
     return parser
 
 
-def main(args: argparse.Namespace) -> int:
-    device = str(args.device)
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        print(f"--device {device}: CUDA is not available here (torch {torch.__version__})")
-        return 2
-    if not (device == "cpu" or device.startswith("cuda")):
-        print(f"--device {device!r} is invalid; allowed: cpu, cuda, cuda:N")
-        return 2
-    threads = args.threads or os.cpu_count() or 1
-    torch.set_num_threads(threads)
+def _settings(args) -> dict:
+    """Everything that changes the numbers of a bench run (``--resume`` needs them unchanged)."""
     quick = bool(args.quick)
-    gap = args.gap or (20 if quick else 200)
-    repeats = args.repeats or (3 if quick else 5)
-    layers = args.model_layers if args.model_layers is not None else (1 if quick else 2)
-    out = Path(args.out)
-    dev_tag = device.replace(":", "")
-    start = time.perf_counter()
-    print(f"sublab bench: device {device}, {torch.get_num_threads()} threads, torch {torch.__version__}, "
-          f"{'quick' if quick else 'full'}, rank {args.rank}, gap {gap}, repeats {repeats}; code {code_version()}")
+    return {"device": str(args.device), "quick": quick, "threads": args.threads or os.cpu_count() or 1,
+            "rank": args.rank, "gap": args.gap or (20 if quick else 200), "repeats": args.repeats or (3 if quick else 5),
+            "model_layers": args.model_layers if args.model_layers is not None else (1 if quick else 2),
+            "methods": args.methods}
+
+
+def _prepare(out: Path, settings: dict, resume: bool, overwrite: bool) -> None:
+    """Refuse to mix runs: results already in ``out`` need ``resume`` (same settings) or ``overwrite``."""
+    saved = out / SETTINGS_FILE
+    held = sorted(p.name for p in out.glob("*.jsonl")) + ([SETTINGS_FILE] if saved.exists() else [])
+    if resume and saved.exists():
+        before = json.loads(saved.read_text())
+        changed = sorted(k for k in settings if before.get(k) != settings[k])
+        if changed:
+            raise ValueError(f"--resume: the results in {out} were taken with other settings ("
+                             + ", ".join(f"{k}: {before.get(k)!r} vs {settings[k]!r}" for k in changed)
+                             + "); use the same options, or --overwrite")
+    elif held and not resume and not overwrite:
+        raise ValueError(f"--out {out} already holds results ({', '.join(held)}); continue with --resume, "
+                         f"replace them with --overwrite, or choose another folder")
+    if overwrite:
+        for name in held:
+            (out / name).unlink()
+    atomic_write_text(saved, dumps(settings, indent=1) + "\n")
+
+
+class _ResultsFile:
+    """One benchmark's JSONL rows, growing a unit at a time; each addition atomically replaces the whole file, so
+    a run killed at any moment keeps every unit finished before it."""
+
+    def __init__(self, path: Path, resume: bool):
+        self.path = path
+        self.rows = read_jsonl(path) if resume else []
+
+    def done(self) -> set[str]:
+        return {unit_of(r) for r in self.rows}
+
+    def add(self, rows: list[dict]) -> None:
+        self.rows = self.rows + rows
+        atomic_write_text(self.path, "".join(dumps(r, sort_keys=True) + "\n" for r in self.rows))
+
+
+def _run_benches(args, s: dict, out: Path) -> list[str]:
+    """Run the selected benchmarks, saving each unit as it is measured; returns the tables of all saved rows."""
+    quick, device = s["quick"], s["device"]
     tables = []
 
     def log(msg):
         print(msg, flush=True)
+
+    def run(name, bench, fmt, **kw):
+        results = _ResultsFile(out / BENCH_FILES[name].format(device=device.replace(":", "")), args.resume)
+        t0 = time.perf_counter()
+        bench(skip=results.done(), on_unit=results.add, device=device, **kw)
+        tables.append(fmt(results.rows) + f"\n({time.perf_counter() - t0:.0f} s; rows: {results.path})")
     if "step" in args.only:
-        t0 = time.perf_counter()
-        rows = bench_step_time(args.methods, rank=args.rank, gap=gap, repeats=repeats, model_layers=layers,
-                               steady_window=10 if quick else 20, device=device, log=log)
-        path = write_jsonl(rows, out / f"step_time_{dev_tag}.jsonl")
-        tables.append(format_step_table(rows) + f"\n({time.perf_counter() - t0:.0f} s; rows: {path})")
+        run("step", bench_step_time, format_step_table, methods=s["methods"], rank=s["rank"], gap=s["gap"],
+            repeats=s["repeats"], model_layers=s["model_layers"], steady_window=10 if quick else 20, log=log)
     if "projector" in args.only:
-        t0 = time.perf_counter()
-        shapes = OSD_SHAPES[:-1] if quick else OSD_SHAPES
-        rows = bench_projector(shapes, rank=args.rank, repeats=repeats, budget_s=6.0 if quick else 60.0,
-                               device=device, log=log)
-        path = write_jsonl(rows, out / f"projector_{dev_tag}.jsonl")
-        tables.append(format_projector_table(rows) + f"\n({time.perf_counter() - t0:.0f} s; rows: {path})")
+        run("projector", bench_projector, format_projector_table, shapes=OSD_SHAPES[:-1] if quick else OSD_SHAPES,
+            rank=s["rank"], repeats=s["repeats"], budget_s=6.0 if quick else 60.0, log=log)
     if "state" in args.only:
-        t0 = time.perf_counter()
-        rows = bench_state_bytes(args.methods, device=device)
-        path = write_jsonl(rows, out / f"state_bytes_{dev_tag}.jsonl")
-        tables.append(format_state_table(rows) + f"\n({time.perf_counter() - t0:.0f} s; rows: {path})")
+        run("state", bench_state_bytes, format_state_table, methods=s["methods"])
+    return tables
+
+
+def main(args: argparse.Namespace) -> int:
+    """``sublab bench``: checks every option and the output folder before any work, locks the folder, saves each
+    measurement unit as it is taken; exit 0 done, 2 refused (bad value, unwritable or busy folder, results of
+    another run without --resume/--overwrite), 130 interrupted (rerun with --resume)."""
+    out = Path(args.out)
+    try:
+        check_device(str(args.device))
+        writable_folder(out, "--out")
+        s = _settings(args)
+        with lock_folder(out, "sublab bench"):
+            _prepare(out, s, args.resume, args.overwrite)
+            torch.set_num_threads(s["threads"])
+            start = time.perf_counter()
+            print(f"sublab bench: device {s['device']}, {torch.get_num_threads()} threads, torch {torch.__version__}, "
+                  f"{'quick' if s['quick'] else 'full'}, rank {s['rank']}, gap {s['gap']}, repeats {s['repeats']}; "
+                  f"code {code_version()}")
+            tables = _run_benches(args, s, out)
+    except (DeviceError, ValueError, FolderBusy) as exc:
+        print(f"sublab bench: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"sublab bench: interrupted; every finished measurement is saved in {out}. Continue with the same "
+              f"command and --resume", file=sys.stderr)
+        return 130
     for t in tables:
         print()
         print(t)

@@ -8,9 +8,10 @@
     sublab bench   ...    (delegates to claims.bench, analysis.benchmarks or benchmarks)
 
 Exit codes: 0 the command completed (violated claims are results, not failures); 1 nothing to work on
-(no saved results) or, with ``--strict``, a claim raised or a paper module failed to import; 2 usage
-errors (bad option, ``--only`` matching nothing, CUDA asked for but absent, probe/bench not installed);
-130 interrupted (finished claims are saved: rerun with ``--resume``).
+(no saved results, no figure redrawn) or, with ``--strict``, a claim raised or a paper module failed to
+import; 2 usage errors, refused before any work (bad option, a pattern of ``--only`` matching nothing, CUDA
+asked for but absent, an output that cannot be written, an output folder in use by another run,
+probe/bench not installed); 130 interrupted (finished claims are saved: rerun with ``--resume``).
 """
 from __future__ import annotations
 
@@ -19,6 +20,9 @@ import importlib
 import json
 import sys
 from pathlib import Path
+
+from records import FolderBusy, package_version
+from records.options import DefaultsHelpFormatter
 
 from .registry import SCALES, NoMatchError, Registry, default_registry
 
@@ -30,45 +34,44 @@ _DELEGATES = {
 }
 
 
-def _version() -> str:
-    try:
-        from importlib.metadata import version
-        return version("sublab")
-    except Exception:
-        return "unknown"
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="sublab", description="Theory-validation workbench for memory-efficient "
                                 "subspace optimizers: run the claims of the papers, draw their figures, probe models.")
-    p.add_argument("--version", action="version", version=f"sublab {_version()}")
+    p.add_argument("--version", action="version", version=f"sublab {package_version()}")
     sub = p.add_subparsers(dest="command", metavar="{verify,figures,list,probe,bench}")
+    fmt = {"formatter_class": DefaultsHelpFormatter}
 
-    v = sub.add_parser("verify", help="run the claims and write verdicts, rows, figures and a report")
+    v = sub.add_parser("verify", help="run the claims and write verdicts, rows, figures and a report", **fmt)
     v.add_argument("--scale", choices=SCALES, default="quick",
-                   help="quick: every claim within minutes on CPU; full: the paper-sized versions (default quick)")
+                   help="quick: every claim within minutes on CPU; full: the paper-sized versions")
     v.add_argument("--only", metavar="GLOB", action="append",
-                   help="run only claims matching this glob (comma-separated or repeated; 'sumo' = 'sumo.*')")
-    v.add_argument("--json", metavar="PATH", dest="json_path", help="also write the JSON document of the run")
-    v.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:<index>")
+                   help="run only claims matching these globs (comma-separated or repeated; 'sumo' = 'sumo.*'; "
+                        "each must match a claim) (default: every claim)")
+    v.add_argument("--json", metavar="PATH", dest="json_path",
+                   help="also write the JSON document of every claim finished in the output folder (default: none)")
+    v.add_argument("--device", default="cpu", help="cpu, cuda or cuda:<index>")
     v.add_argument("--resume", action="store_true", help="skip claims already finished in the output folder")
-    v.add_argument("--out", metavar="DIR", help="output folder (default results/<scale>/)")
-    v.add_argument("--no-figures", dest="figures", action="store_false", help="do not draw figures")
+    v.add_argument("--out", metavar="DIR", help="output folder (default: results/<scale>/)")
+    v.add_argument("--no-figures", dest="figures", action="store_false",
+                   help="do not draw figures (default: figures are drawn)")
     v.add_argument("--strict", action="store_true",
                    help="exit 1 if a claim raised or a paper module failed to import")
     v.add_argument("--quiet", action="store_true", help="no progress lines and table")
 
-    f = sub.add_parser("figures", help="redraw every figure from saved rows (no experiment is rerun)")
+    f = sub.add_parser("figures", help="redraw every figure from saved rows (no experiment is rerun)", **fmt)
     f.add_argument("--results", metavar="DIR",
-                   help="results folder of a verify run (default results/full if it has results, else results/quick)")
-    f.add_argument("--out", metavar="DIR", help="where to write the figures (default <results>/figures/)")
-    f.add_argument("--only", metavar="GLOB", action="append", help="redraw only these claims")
-    f.add_argument("--readme", metavar="PATH", help="rewrite the claims table between the markers of this file")
+                   help="results folder of a verify run (default: results/full if it has results, else results/quick)")
+    f.add_argument("--out", metavar="DIR", help="where to write the figures (default: <results>/figures/)")
+    f.add_argument("--only", metavar="GLOB", action="append",
+                   help="redraw only these claims; each glob must match a saved claim (default: every claim)")
+    f.add_argument("--readme", metavar="PATH",
+                   help="rewrite the claims table between the markers of this file (default: none)")
     f.add_argument("--gallery", metavar="DIR", nargs="?", const="", default=None,
-                   help="also copy the canonical PNGs into DIR (default: the repository's figures/)")
+                   help="also copy the canonical PNGs into DIR (default: off; DIR defaults to the repository's "
+                        "figures/)")
 
-    ls = sub.add_parser("list", help="list the claim ids and statements")
-    ls.add_argument("--only", metavar="GLOB", action="append")
+    ls = sub.add_parser("list", help="list the claim ids and statements", **fmt)
+    ls.add_argument("--only", metavar="GLOB", action="append", help="list only these claims (default: every claim)")
     ls.add_argument("--json", action="store_true", help="machine-readable list")
 
     sub.add_parser("probe", help="LLaMA/RoBERTa probes (see `sublab probe --help`)", add_help=False)
@@ -102,7 +105,8 @@ def _delegate(name: str, argv: list[str]) -> int:
         return 2
     if hasattr(mod, "add_arguments"):
         doc = (mod.__doc__ or "").strip().splitlines()
-        parser = argparse.ArgumentParser(prog=f"sublab {name}", description=doc[0] if doc else None)
+        parser = argparse.ArgumentParser(prog=f"sublab {name}", description=doc[0] if doc else None,
+                                         formatter_class=DefaultsHelpFormatter)
         mod.add_arguments(parser)
         try:
             args = parser.parse_args(argv)
@@ -146,10 +150,7 @@ def _cmd_verify(a, registry: Registry | None) -> int:
         reg = registry if registry is not None else default_registry()
         summary = runner.run(reg, scale=a.scale, only=a.only, out=a.out, device=a.device, resume=a.resume,
                              json_path=a.json_path, figures=a.figures, stream=None if a.quiet else sys.stdout)
-    except NoMatchError as e:
-        _err(str(e))
-        return 2
-    except runner.DeviceError as e:
+    except (NoMatchError, runner.DeviceError, FolderBusy, ValueError) as e:
         _err(str(e))
         return 2
     except KeyboardInterrupt:
@@ -174,7 +175,13 @@ def _cmd_figures(a, registry: Registry | None) -> int:
     except FileNotFoundError as e:
         _err(str(e))
         return 1
+    except (NoMatchError, ValueError) as e:
+        _err(str(e))
+        return 2
     print(f"{len(drawn)} figure(s) redrawn from {results}" + (f"; gallery in {gallery}" if gallery else ""))
+    if not drawn:
+        _err("no figure was redrawn (the selected claims have no figure, or every figure failed)")
+        return 1
     if a.readme:
         env_path = results / "environment.json"
         env = json.loads(env_path.read_text()) if env_path.exists() else None

@@ -18,149 +18,34 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
-import math
 import os
 import platform
 import shutil
-import subprocess
 import sys
-import tempfile
 import time
 import traceback
 from dataclasses import dataclass, field
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Iterable, TextIO
 
-from .registry import SCALES, Claim, Context, Outcome, Registry, _as_claim, default_registry
+from records import (atomic_write_text, code_version, from_jsonable, git_commit, git_dirty, lock_folder,
+                     package_version, to_jsonable, writable_file, writable_folder)
+from records import dumps as _dumps
+from records import read_jsonl as load_rows  # rows of one claim, "nan"/"inf" decoded; [] if absent
+from records.options import DeviceError, check_device
+from records.provenance import REPO_ROOT
+
+from .registry import (SCALES, Claim, Context, NoMatchError, Outcome, Registry, _as_claim, _split_patterns,
+                       default_registry, matches)
 from . import verdicts as V
 
-__all__ = ["run", "execute", "redraw", "RunSummary", "DeviceError", "check_device", "environment",
-           "code_version", "to_jsonable", "from_jsonable", "atomic_write_text", "load_record",
-           "load_records", "load_rows", "json_document", "markdown_report", "format_table",
-           "REPORT_KEYS"]
+__all__ = ["run", "execute", "redraw", "RunSummary", "DeviceError", "environment", "load_record", "load_records",
+           "load_rows", "json_document", "markdown_report", "format_table", "REPORT_KEYS"]
 
+#: Default of the ``stream`` arguments: ``sys.stdout`` looked up at call time (a default bound at import time
+#: goes stale when the caller replaces ``sys.stdout``).
+STDOUT = object()
 REPORT_KEYS = ("id", "paper", "statement", "verdict", "measured", "predicted", "detail", "figure")
-REPO_ROOT = Path(__file__).resolve().parents[1]
-
-
-class DeviceError(RuntimeError):
-    pass
-
-
-# ---------------------------------------------------------------------------------------------- JSON
-
-_NONFINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
-
-
-def _float(x: float):
-    if math.isfinite(x):
-        return x
-    return "nan" if math.isnan(x) else ("inf" if x > 0 else "-inf")
-
-
-def to_jsonable(obj: Any) -> Any:
-    """Plain JSON values: numpy/torch scalars and arrays -> numbers and lists; NaN/inf -> "nan"/"inf"/"-inf"."""
-    if obj is None or isinstance(obj, (bool, str)):
-        return str(obj) if isinstance(obj, V.Verdict) else obj
-    if isinstance(obj, int):
-        return int(obj)
-    if isinstance(obj, float):
-        return _float(obj)
-    if isinstance(obj, dict):
-        return {str(k): to_jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple, set, frozenset)):
-        return [to_jsonable(v) for v in obj]
-    if isinstance(obj, Path):
-        return str(obj)
-    if hasattr(obj, "detach") and hasattr(obj, "tolist"):  # torch tensor
-        return to_jsonable(obj.detach().cpu().tolist())
-    mod = type(obj).__module__
-    if mod == "numpy" or mod.startswith("numpy."):
-        if hasattr(obj, "tolist"):
-            return to_jsonable(obj.tolist())
-    if hasattr(obj, "__dataclass_fields__"):
-        from dataclasses import asdict
-        return to_jsonable(asdict(obj))
-    if hasattr(obj, "item"):
-        try:
-            return to_jsonable(obj.item())
-        except Exception:
-            pass
-    return repr(obj)
-
-
-def from_jsonable(obj: Any) -> Any:
-    """Inverse of the non-finite encoding: "nan"/"inf"/"-inf" strings back to floats (recursively)."""
-    if isinstance(obj, str):
-        return _NONFINITE.get(obj, obj)
-    if isinstance(obj, dict):
-        return {k: from_jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [from_jsonable(v) for v in obj]
-    return obj
-
-
-def _dumps(obj: Any, **kw) -> str:
-    return json.dumps(to_jsonable(obj), allow_nan=False, ensure_ascii=False, **kw)
-
-
-def atomic_write_text(path: str | Path, text: str) -> Path:
-    """Write ``text`` to ``path`` via a temporary file in the same folder and ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    return path
-
-
-# ---------------------------------------------------------------------------------------------- environment
-
-@lru_cache(maxsize=None)
-def _git(*args: str) -> str | None:
-    try:
-        out = subprocess.run(["git", "-C", str(REPO_ROOT), *args], capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() if out.returncode == 0 else None
-
-
-def _package_version() -> str:
-    try:
-        from importlib.metadata import version
-        return version("sublab")
-    except Exception:
-        return "unknown"
-
-
-def git_commit() -> str | None:
-    return _git("rev-parse", "HEAD") or None
-
-
-def git_dirty() -> bool | None:
-    if git_commit() is None:
-        return None
-    status = _git("status", "--porcelain", "--untracked-files=no")
-    return None if status is None else bool(status)
-
-
-def code_version() -> str:
-    """The git commit (``+dirty`` when tracked files changed) if available, else ``sublab <version>``."""
-    commit = git_commit()
-    if commit:
-        return commit + ("+dirty" if git_dirty() else "")
-    return f"sublab {_package_version()}"
 
 
 def _version(mod: str) -> str | None:
@@ -168,23 +53,6 @@ def _version(mod: str) -> str | None:
         return __import__(mod).__version__
     except Exception:
         return None
-
-
-def check_device(device: str) -> str:
-    """'cpu', 'cuda' or 'cuda:k'; raises DeviceError when CUDA is asked for but not available."""
-    device = (device or "cpu").strip()
-    if device == "cpu":
-        return device
-    if device == "cuda" or (device.startswith("cuda:") and device[5:].isdigit()):
-        import torch
-        if not torch.cuda.is_available():
-            raise DeviceError(f"--device {device}: CUDA is not available here (torch {torch.__version__}, "
-                              f"torch.cuda.is_available() is False); use --device cpu")
-        k = int(device[5:]) if ":" in device else 0
-        if k >= torch.cuda.device_count():
-            raise DeviceError(f"--device {device}: only {torch.cuda.device_count()} CUDA device(s)")
-        return device
-    raise DeviceError(f"unknown device {device!r}; use cpu, cuda or cuda:<index>")
 
 
 def _cpu_name() -> str:
@@ -212,7 +80,7 @@ def environment(scale: str, device: str) -> dict:
         "git_commit": git_commit(),
         "git_dirty": git_dirty(),
         "code_version": code_version(),
-        "sublab": _package_version(),
+        "sublab": package_version(),
         "scale": scale,
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
     }
@@ -288,15 +156,6 @@ def load_records(out: str | Path) -> dict[str, dict]:
     return recs
 
 
-def load_rows(path: str | Path) -> list[dict]:
-    """Rows of one claim (JSONL), with "nan"/"inf" strings decoded back to floats."""
-    p = Path(path)
-    if not p.exists():
-        return []
-    with p.open(encoding="utf-8") as f:
-        return [from_jsonable(json.loads(line)) for line in f if line.strip()]
-
-
 def _finished(out: Path, c: Claim, scale: str) -> dict | None:
     p = _paths(out, c.id)
     if not p["record"].exists() or not p["rows"].exists():
@@ -370,114 +229,140 @@ class _Progress:
 def run(claims: Registry | Iterable | None = None, *, scale: str = "quick", only=None,
         out: str | Path | None = None, device: str = "cpu", resume: bool = False,
         json_path: str | Path | None = None, figures: bool = True,
-        stream: TextIO | None = sys.stdout) -> RunSummary:
+        stream: TextIO | None = STDOUT) -> RunSummary:
     """Run the selected claims; see the module docstring for what is written where.
 
     ``claims``: a Registry, an iterable of claims (decorated functions), or None for the package registry.
-    Raises NoMatchError (``only`` matches nothing), DeviceError, ValueError (bad scale), KeyboardInterrupt.
+    ``report.md``, ``environment.json`` and the ``json_path`` document cover every claim finished in ``out`` at
+    this scale (this run's and earlier ones'), so a partial run (``only``) never hides the others; the returned
+    summary lists this run's claims. The folder is locked for the run (``records.lock_folder``); ``out`` and
+    ``json_path`` are checked writable before any claim runs.
+    Raises NoMatchError (a pattern of ``only`` matches no claim), DeviceError, ValueError (bad scale, an output
+    that cannot be written), records.FolderBusy (another run holds ``out``), KeyboardInterrupt.
     """
     if scale not in SCALES:
         raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
+    stream = sys.stdout if stream is STDOUT else stream
     device = check_device(device)
     registry = claims if isinstance(claims, Registry) else (
         default_registry() if claims is None else Registry(claims))
-    selected = registry.select(only)
+    selected = select_each(registry, only)
     out = Path(out) if out is not None else Path("results") / scale
-    out.mkdir(parents=True, exist_ok=True)
-    env = environment(scale, device)
-    env["results"] = str(out)  # figure paths in records are relative to this folder
-    version = env["code_version"]
-    prog = _Progress(stream)
-    summary = RunSummary(out=out, records=[], environment=env, import_errors=dict(registry.import_errors))
-    for mod, tb in registry.import_errors.items():
-        last = tb.strip().splitlines()[-1] if tb.strip() else ""
-        prog.write(f"warning: could not import {mod}: {last}")
-    prog.write(f"sublab verify: {len(selected)} claim(s), scale={scale}, device={device} -> {out}")
-    t_run = time.perf_counter()
-    width = max([len(c.id) for c in selected] + [10])
-    nd = len(str(len(selected)))
-    for i, c in enumerate(selected, 1):
-        head = f"[{i:>{nd}}/{len(selected)}] {c.id:<{width}}"
-        p = _paths(out, c.id)
-        if resume:
-            rec = _finished(out, c, scale)
-            if rec is not None:
-                if figures and c.draw is not None and not (rec.get("figure") and (out / rec["figure"]).exists()):
-                    rec = _refresh_figure(c, rec, out)
-                summary.records.append(rec)
-                summary.skipped.append(c.id)
-                prog.write(f"{head}  {rec['verdict']:<12}  (finished earlier, skipped)")
-                continue
-        prog.write(head + "  ...", end="")
-        t0 = time.perf_counter()
-        tb_text = None
-        config = {"scale": scale, "device": device}
-        try:
-            ctx = Context(c.id, scale=scale, device=device, out_dir=p["work"], log=prog.log)
-            outcome = _call(c, ctx)
-            verdict, measured, predicted = outcome.verdict, outcome.measured, outcome.predicted
-            detail, rows = _detail(outcome.verdict, outcome.detail), outcome.rows
-            config.update(ctx.config)
-        except Exception as exc:  # reported, not fatal
-            where = _error_summary(exc)
-            verdict = V.error(exc, where)
-            measured, predicted, rows = {}, {}, []
-            detail = verdict.reason
-            tb_text = traceback.format_exc()
-            summary.errors.append(c.id)
-        elapsed = time.perf_counter() - t0
-        # rows first, then figure, then the record (its presence marks the claim finished)
-        lines = []
-        for r in rows:
-            row = {"claim": c.id, "method": None, "seed": None, "step": None}
-            row.update({k: v for k, v in r.items() if k not in ("claim", "config", "code_version")})
-            row["config"] = {**config, **(r.get("config") or {})}
-            row["code_version"] = version
-            lines.append(_dumps(row))
-        atomic_write_text(p["rows"], "".join(line + "\n" for line in lines))
-        figure = None
-        if figures and c.draw is not None and tb_text is None:
-            try:
-                figure = _draw(c, [from_jsonable(json.loads(line)) for line in lines], out)
-            except Exception as exc:
-                detail += f" [figure failed: {type(exc).__name__}: {exc} {_error_summary(exc)}]"
-        record = {
-            "id": c.id, "paper": c.paper, "statement": c.statement, "source": c.source,
-            "verdict": str(verdict), "measured": measured, "predicted": predicted, "detail": detail,
-            "figure": figure, "reason": verdict.reason, "rule": verdict.rule,
-            "rule_inputs": verdict.as_dict()["inputs"], "error": tb_text is not None, "traceback": tb_text,
-            "elapsed_s": round(elapsed, 3), "scale": scale, "device": device, "config": config,
-            "code_version": version, "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-            "rows": os.path.relpath(p["rows"], out).replace(os.sep, "/"), "n_rows": len(lines),
-        }
-        atomic_write_text(p["record"], _dumps(record, indent=1) + "\n")
-        record = from_jsonable(json.loads(_dumps(record)))
-        summary.records.append(record)
-        summary.ran.append(c.id)
-        total = time.perf_counter() - t_run
-        tag = str(verdict) + (" (error)" if tb_text else "")
-        if not prog.mid_line:
-            prog.write(head + "  ...", end="")
-        prog.write(f" {tag:<20} {elapsed:7.1f} s   (total {total:.0f} s)")
-    summary.elapsed_s = time.perf_counter() - t_run
-    env["elapsed_s"] = round(summary.elapsed_s, 3)
-    if summary.import_errors:
-        env["import_errors"] = {m: (tb.strip().splitlines() or [""])[-1] for m, tb in summary.import_errors.items()}
-    by_id = {c.id: c for c in selected}
-    summary.report = atomic_write_text(out / "report.md", markdown_report(summary.records, env, by_id))
-    atomic_write_text(out / "environment.json", _dumps(env, indent=1) + "\n")
+    writable_folder(out, "--out")
     if json_path is not None:
-        summary.json_path = atomic_write_text(Path(json_path), _dumps(json_document(summary.records, env), indent=1) + "\n")
-    if stream is not None:
-        counts = summary.counts()
-        prog.write("")
-        prog.write(format_table(summary.records))
-        prog.write("")
-        prog.write(f"done in {summary.elapsed_s:.1f} s: " + ", ".join(f"{n} {v}" for v, n in counts.items())
-                   + (f" ({len(summary.errors)} raised)" if summary.errors else "")
-                   + (f", {len(summary.skipped)} resumed" if summary.skipped else ""))
-        prog.write(f"report: {summary.report}" + (f"   json: {summary.json_path}" if summary.json_path else ""))
-    return summary
+        writable_file(json_path, "--json")
+    with lock_folder(out, "sublab verify"):
+        env = environment(scale, device)
+        env["results"] = str(out)  # figure paths in records are relative to this folder
+        version = env["code_version"]
+        prog = _Progress(stream)
+        summary = RunSummary(out=out, records=[], environment=env, import_errors=dict(registry.import_errors))
+        for mod, tb in registry.import_errors.items():
+            last = tb.strip().splitlines()[-1] if tb.strip() else ""
+            prog.write(f"warning: could not import {mod}: {last}")
+        prog.write(f"sublab verify: {len(selected)} claim(s), scale={scale}, device={device} -> {out}")
+        t_run = time.perf_counter()
+        width = max([len(c.id) for c in selected] + [10])
+        nd = len(str(len(selected)))
+        for i, c in enumerate(selected, 1):
+            head = f"[{i:>{nd}}/{len(selected)}] {c.id:<{width}}"
+            p = _paths(out, c.id)
+            if resume:
+                rec = _finished(out, c, scale)
+                if rec is not None:
+                    if figures and c.draw is not None and not (rec.get("figure") and (out / rec["figure"]).exists()):
+                        rec = _refresh_figure(c, rec, out)
+                    summary.records.append(rec)
+                    summary.skipped.append(c.id)
+                    prog.write(f"{head}  {rec['verdict']:<12}  (finished earlier, skipped)")
+                    continue
+            prog.write(head + "  ...", end="")
+            t0 = time.perf_counter()
+            tb_text = None
+            config = {"scale": scale, "device": device}
+            try:
+                ctx = Context(c.id, scale=scale, device=device, out_dir=p["work"], log=prog.log)
+                outcome = _call(c, ctx)
+                verdict, measured, predicted = outcome.verdict, outcome.measured, outcome.predicted
+                detail, rows = _detail(outcome.verdict, outcome.detail), outcome.rows
+                config.update(ctx.config)
+            except Exception as exc:  # reported, not fatal
+                where = _error_summary(exc)
+                verdict = V.error(exc, where)
+                measured, predicted, rows = {}, {}, []
+                detail = verdict.reason
+                tb_text = traceback.format_exc()
+                summary.errors.append(c.id)
+            elapsed = time.perf_counter() - t0
+            # rows first, then figure, then the record (its presence marks the claim finished)
+            lines = []
+            for r in rows:
+                row = {"claim": c.id, "method": None, "seed": None, "step": None}
+                row.update({k: v for k, v in r.items() if k not in ("claim", "config", "code_version")})
+                row["config"] = {**config, **(r.get("config") or {})}
+                row["code_version"] = version
+                lines.append(_dumps(row))
+            atomic_write_text(p["rows"], "".join(line + "\n" for line in lines))
+            figure = None
+            if figures and c.draw is not None and tb_text is None:
+                try:
+                    figure = _draw(c, [from_jsonable(json.loads(line)) for line in lines], out)
+                except Exception as exc:
+                    detail += f" [figure failed: {type(exc).__name__}: {exc} {_error_summary(exc)}]"
+            record = {
+                "id": c.id, "paper": c.paper, "statement": c.statement, "source": c.source,
+                "verdict": str(verdict), "measured": measured, "predicted": predicted, "detail": detail,
+                "figure": figure, "reason": verdict.reason, "rule": verdict.rule,
+                "rule_inputs": verdict.as_dict()["inputs"], "error": tb_text is not None, "traceback": tb_text,
+                "elapsed_s": round(elapsed, 3), "scale": scale, "device": device, "config": config,
+                "code_version": version, "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+                "rows": os.path.relpath(p["rows"], out).replace(os.sep, "/"), "n_rows": len(lines),
+            }
+            atomic_write_text(p["record"], _dumps(record, indent=1) + "\n")
+            record = from_jsonable(json.loads(_dumps(record)))
+            summary.records.append(record)
+            summary.ran.append(c.id)
+            total = time.perf_counter() - t_run
+            tag = str(verdict) + (" (error)" if tb_text else "")
+            if not prog.mid_line:
+                prog.write(head + "  ...", end="")
+            prog.write(f" {tag:<20} {elapsed:7.1f} s   (total {total:.0f} s)")
+        summary.elapsed_s = time.perf_counter() - t_run
+        env["elapsed_s"] = round(summary.elapsed_s, 3)
+        if summary.import_errors:
+            env["import_errors"] = {m: (tb.strip().splitlines() or [""])[-1] for m, tb in summary.import_errors.items()}
+        folder = _folder_records(out, registry, scale)
+        summary.report = atomic_write_text(out / "report.md", markdown_report(folder, env, {c.id: c for c in registry}))
+        atomic_write_text(out / "environment.json", _dumps(env, indent=1) + "\n")
+        if json_path is not None:
+            summary.json_path = atomic_write_text(Path(json_path), _dumps(json_document(folder, env), indent=1) + "\n")
+        if stream is not None:
+            counts = summary.counts()
+            prog.write("")
+            prog.write(format_table(summary.records))
+            prog.write("")
+            prog.write(f"done in {summary.elapsed_s:.1f} s: " + ", ".join(f"{n} {v}" for v, n in counts.items())
+                       + (f" ({len(summary.errors)} raised)" if summary.errors else "")
+                       + (f", {len(summary.skipped)} resumed" if summary.skipped else ""))
+            prog.write(f"report: {summary.report}" + (f"   json: {summary.json_path}" if summary.json_path else ""))
+        return summary
+
+
+def select_each(registry: Registry, only) -> list[Claim]:
+    """``registry.select(only)``, but every comma-separated pattern must match a claim (NoMatchError names the
+    first that does not)."""
+    ids = registry.ids()
+    for pattern in _split_patterns(only):
+        if not any(matches(i, pattern) for i in ids):
+            raise NoMatchError([pattern], ids)
+    return registry.select(only)
+
+
+def _folder_records(out: Path, registry: Registry, scale: str) -> list[dict]:
+    """Every record finished in ``out`` at ``scale``: registered claims in registry order, then the others."""
+    saved = {cid: r for cid, r in load_records(out).items() if r.get("scale") == scale}
+    order = [c.id for c in registry if c.id in saved]
+    return [saved[cid] for cid in order + sorted(set(saved) - set(order))]
 
 
 def _refresh_figure(c: Claim, rec: dict, out: Path) -> dict:
@@ -612,13 +497,17 @@ def _anchor(claim_id: str) -> str:
 # ---------------------------------------------------------------------------------------------- figures
 
 def redraw(results: str | Path, claims: Registry | Iterable | None = None, *, out: str | Path | None = None,
-           only=None, gallery: str | Path | None = None, stream: TextIO | None = sys.stdout) -> dict[str, str]:
+           only=None, gallery: str | Path | None = None, stream: TextIO | None = STDOUT) -> dict[str, str]:
     """Redraw every figure of a results folder from its saved rows (no experiment is rerun).
 
     Figures go to ``out`` (default ``<results>/figures``); when that is the results' own folder the
     records' ``figure`` field is updated.  ``gallery``: also copy the PNG of each gallery claim there.
+    ``stream``: where progress lines go (``STDOUT``: ``sys.stdout`` at call time; None: nowhere).
     Returns {claim id: png path}.
+    Raises FileNotFoundError (no saved records), NoMatchError (a pattern of ``only`` matches no saved claim),
+    ValueError (the figure folder is not writable).
     """
+    stream = sys.stdout if stream is STDOUT else stream
     results = Path(results)
     registry = claims if isinstance(claims, Registry) else (
         default_registry() if claims is None else Registry(claims))
@@ -626,10 +515,12 @@ def redraw(results: str | Path, claims: Registry | Iterable | None = None, *, ou
     if not records:
         raise FileNotFoundError(f"no finished claims under {results}/claims (run `sublab verify` first)")
     if only:
-        from .registry import _split_patterns, matches
         pats = _split_patterns(only)
+        for p in pats:
+            if not any(matches(k, p) for k in records):
+                raise NoMatchError([p], list(records))
         records = {k: v for k, v in records.items() if any(matches(k, p) for p in pats)}
-    fig_dir = Path(out) if out is not None else results / "figures"
+    fig_dir = writable_folder(Path(out) if out is not None else results / "figures", "--out")
     own = fig_dir.resolve() == (results / "figures").resolve()
     drawn: dict[str, str] = {}
     for cid, rec in records.items():

@@ -13,8 +13,16 @@ from .encoding import dumps, from_jsonable, header_row, read_jsonl, read_rows, t
 from .files import (FolderBusy, atomic_path, atomic_write_text, lock_folder, remove_stale_temporaries,
                     writable_file, writable_folder)
 from .provenance import code_version, git_commit, git_dirty, package_version
-from .tensors import DTYPES, state_bytes
 
 __all__ = ["code_version", "git_commit", "git_dirty", "package_version", "atomic_path", "atomic_write_text",
            "remove_stale_temporaries", "lock_folder", "FolderBusy", "writable_folder", "writable_file", "dumps",
            "to_jsonable", "from_jsonable", "read_jsonl", "header_row", "read_rows", "DTYPES", "state_bytes"]
+
+
+def __getattr__(name: str):
+    """``DTYPES`` and ``state_bytes`` on first use: importing ``records`` does not import torch (the ``sublab``
+    entry point stays light)."""
+    if name in ("DTYPES", "state_bytes"):
+        from . import tensors
+        return getattr(tensors, name)
+    raise AttributeError(f"module 'records' has no attribute {name!r}")

@@ -5,9 +5,9 @@
   target and fsync the folder. A run killed at any moment leaves the old file or the new one.
 * Temporary names carry the writer's pid (``.<name>.<pid>.<random>.tmp``); :func:`remove_stale_temporaries` deletes
   those whose writer is no longer alive (a SIGKILL mid-write leaves one behind).
-* :func:`lock_folder`: an advisory ``fcntl.flock`` on ``<folder>/.sublab.lock`` held for a whole run. The kernel
-  releases it when the holder exits or is killed, so a crashed run never blocks the next one; a second writer gets
-  :class:`FolderBusy` with the holder's pid.
+* :func:`lock_folder`: an advisory ``fcntl.flock`` on ``<folder>/.sublab.lock`` held for a whole run (the file is
+  removed on release). The kernel releases the lock when the holder exits or is killed, so a crashed run never
+  blocks the next one; a second writer gets :class:`FolderBusy` with the holder's pid.
 * :func:`writable_folder` / :func:`writable_file`: check an output location by creating a file in it, before any
   work is done (``os.access`` is not enough: it says yes to root on a read-only mount).
 """
@@ -102,26 +102,43 @@ class FolderBusy(RuntimeError):
 @contextlib.contextmanager
 def lock_folder(folder: str | os.PathLike, what: str = "run") -> Iterator[Path]:
     """Hold the exclusive lock of ``folder`` (created if needed) for the ``with`` block; stale temporary files are
-    removed once it is held. Raises :class:`FolderBusy` naming the holder's pid if another process has it."""
+    removed once it is held. Raises :class:`FolderBusy` naming the holder's pid if another process has it.
+
+    The lock file exists while the lock is held and is removed on release (one a killed holder leaves behind is
+    reused); a lock taken on a file that was removed meanwhile is retried on the current one."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    lock = folder / LOCK_NAME
-    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666 & ~_umask())
+    fd = _acquire(folder / LOCK_NAME, f"{folder} is in use by another {what}")
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            if exc.errno not in (errno.EWOULDBLOCK, errno.EACCES):
-                raise
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
-            raise FolderBusy(f"{folder} is in use by another {what} (pid {holder}); wait for it to finish or "
-                             f"choose another output folder") from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         remove_stale_temporaries(folder)
         yield folder
     finally:
+        with contextlib.suppress(FileNotFoundError):
+            (folder / LOCK_NAME).unlink()
         os.close(fd)  # closing the descriptor releases the lock
+
+
+def _acquire(lock: Path, busy: str) -> int:
+    """A descriptor of ``lock`` holding its exclusive flock (never blocks); FolderBusy if another process holds it."""
+    while True:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666 & ~_umask())
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            if exc.errno not in (errno.EWOULDBLOCK, errno.EACCES):
+                raise
+            raise FolderBusy(f"{busy} (pid {holder}); wait for it to finish or choose another output folder") \
+                from None
+        try:
+            if os.fstat(fd).st_ino == os.stat(lock).st_ino:
+                return fd
+        except FileNotFoundError:
+            pass
+        os.close(fd)  # the holder removed this file while we waited for it: lock the current one
 
 
 def writable_folder(path: str | os.PathLike, option: str) -> Path:

@@ -1,5 +1,5 @@
 """`sublab bench` functions on tiny shapes: row schema, ratios recomputed from the rows, exact state accounting,
-atomic JSONL. No timing is asserted (machines are shared and noisy)."""
+saved rows. No timing is asserted (machines are shared and noisy)."""
 import argparse
 import json
 import math
@@ -10,6 +10,7 @@ import torch
 
 import subspace
 from analysis import benchmarks as B
+from records import read_jsonl
 
 
 @pytest.fixture(autouse=True)
@@ -119,36 +120,13 @@ def test_llama_shapes_match_reference():
     assert 1.3e9 < n < 1.4e9   # LLaMA-1B of the GaLore configs: 1.339e9 parameters
 
 
-def test_atomic_jsonl(tmp_path, monkeypatch):
-    path = tmp_path / "rows.jsonl"
-    good = [{"a": 1, "b": [1.5, None]}, {"a": 2}]
-    B.write_jsonl(good, path)
-    assert B.read_jsonl(path) == good
-    # a row that cannot be serialised midway: the old file stays whole, nothing partial is left behind
-    with pytest.raises((TypeError, ValueError)):
-        B.write_jsonl([{"a": 3}, {"bad": object()}], path)
-    assert B.read_jsonl(path) == good
-    assert os.listdir(tmp_path) == ["rows.jsonl"]
-    with pytest.raises(ValueError):
-        B.write_jsonl([{"a": float("nan")}], tmp_path / "new.jsonl")
-    assert os.listdir(tmp_path) == ["rows.jsonl"]
-
-    # a failure at the final rename also leaves no temporary file and no new file
-    def boom(src, dst):
-        raise OSError("disk full")
-    monkeypatch.setattr(B.os, "replace", boom)
-    with pytest.raises(OSError):
-        B.write_jsonl(good + good, path)
-    assert os.listdir(tmp_path) == ["rows.jsonl"] and B.read_jsonl(path) == good
-
-
 def test_cli_state_only(tmp_path, capsys):
     parser = B.add_arguments(argparse.ArgumentParser())
     args = parser.parse_args(["--only", "state", "--out", str(tmp_path), "--threads", "1", "--quick"])
     assert B.main(args) == 0
     out = capsys.readouterr().out
     assert "1 threads" in out and "AdamW" in out
-    rows = B.read_jsonl(tmp_path / "state_bytes_cpu.jsonl")
+    rows = read_jsonl(tmp_path / "state_bytes_cpu.jsonl")
     _check_schema(rows)
     assert parser.parse_args([]).out == "results/bench"
 
