@@ -65,7 +65,7 @@ GROUP_DEFAULTS: dict = {
     "pca_lr_rule": "ratio", "pca_lr_ratio": 5.0, "pca_orth": 0.1, "pca_weight_decay": None,
     "base": "adam", "betas": (0.9, 0.999), "eps": 1e-8, "eps_style": "torch", "bias_correction": True,
     "momentum": 0.9, "dampening": 0.0, "nesterov": False, "nesterov_overwrite": False, "momentum_init": "zero",
-    "orthogonalizer": "none", "polar_method": "svd", "ns_steps": 5, "ns_coeffs": "muon", "ns_normalize": "frobenius", "ns_dtype": None,
+    "orthogonalizer": "none", "polar_method": "gram", "ns_steps": 5, "ns_coeffs": "muon", "ns_normalize": "frobenius", "ns_dtype": None,
     "limiter": None, "complement_scale": 0.0,
     "preconditioner": "none", "subset": "heuristic", "subset_reduce": "sum",
     "scale": 1.0, "shape_scale": "none", "nd_rule": "reshape", "state_dtype": None,

@@ -44,14 +44,18 @@ def polar(M: torch.Tensor, *, rtol: float | None = None, method: str = "svd") ->
     ``method="gram"``: O = (X X^T)^{-1/2} X on the wide orientation X, through an eigendecomposition of the small
     k x k Gram matrix in float64 (cost k^2 l + k^3 instead of an SVD of the k x l matrix). Its round-off on a
     direction with singular value s is ~eps64 (s_max/s)^2, below float32 SVD's ~eps32 s_max/s whenever
-    s_max/s < 1e8; directions with s <= sqrt(max(m, n) eps64) s_max (default ``rtol``) count as zero.
+    s_max/s < 1e8; directions with s <= sqrt(max(m, n) eps64) s_max (default ``rtol``) count as zero. If the
+    eigensolver fails, the SVD route is taken.
     """
     if M.ndim < 2:
         raise ValueError(f"polar: M must have at least 2 dims, got shape {tuple(M.shape)}")
     if method not in ("svd", "gram"):
         raise ValueError(f"method={method!r} is invalid; allowed: ['svd', 'gram']")
     if method == "gram":
-        return _polar_gram(M, rtol)
+        try:
+            return _polar_gram(M, rtol)
+        except torch.linalg.LinAlgError:
+            pass  # the SVD route below, then cubic Newton–Schulz
     work = M.to(_decomposition_dtype(M.dtype))
     try:
         U, S, Vh = _robust_svd(work)

@@ -159,7 +159,8 @@ bases Z (Z^T Z)^(-1/2) (``stiefel_method="polar"``) and the code's one-step tran
 
 _SUMO_OFFICIAL_DOC = """
 official (RandalW7/SUMO_optimizer@e57a99c4 optimizers_torch/sumo_optimizer.py): exact SVD projector, refresh at
-1, K, 2K, Nesterov mix stored in the buffer (effective momentum mu^2), no transport, decay after the update; only
+1, K, 2K, Nesterov mix stored in the buffer (effective momentum mu^2), no transport, decay after the update, U V^T
+by a float32 SVD (``sumo`` only; the code's SVD keeps rank-deficient directions that ours drops); only
 Q O is scaled, by alpha = 4 and 0.2 sqrt(max(m, n)); the complement gradient gets alpha only. Dense parameters: the
 code's Adam with a constant lr_adam = 1e-5 that no schedule reaches (``dense_fixed_lr``), no decay, HF eps 1e-6,
 betas (0.9, 0.999).
@@ -172,16 +173,18 @@ _SUMO_OFFICIAL_DENSE = dict(fixed_lr=1e-5, weight_decay=0.0, betas=(0.9, 0.999),
 _register("sumo", "SUMO", """
 SUMO with exact SVD orthogonalization (Refael et al. 2025, Alg. 1; §3): every K steps Q <- truncated randomized SVD
 of G (Halko; ``oversample``, ``power_iters``), M <- Q_new^T Q_old M (block 1.1);
-    G_hat = Q^T G;  M <- mu M + G_hat (no 1-mu);  O = U V^T of M (exact polar factor, SVD in float32+);
+    G_hat = Q^T G;  M <- mu M + G_hat (no 1-mu);  O = U V^T of M (exact polar factor);
     norm-growth limiter: if ||O|| > gamma ||O_prev||, O <- gamma ||O_prev|| O/||O||  (gamma = 1.1);
     W <- W - lr (Q O + s_perp (I - Q Q^T) G) - lr wd W   (block 4, s_perp = ``complement_scale`` = 1).
-The exact polar factor drops singular directions of M below max(m, n) * eps * s1 (they are round-off), where the
-paper's U V^T keeps them at 1.
+U V^T comes from the float64 eigensystem of the r x r Gram M M^T (``polar_method="gram"``: round-off
+~ eps64 kappa(M)^2, below a float32 SVD's eps32 kappa(M) for kappa < 5e8, and 2-3x faster on CPU); it drops
+singular directions of M below sqrt(max(m, n) eps64) s1 (``polar_method="svd"``: below max(m, n) eps32 s1), where
+the paper's U V^T keeps them at 1. ||U V^T||_F = sqrt(min(r, l)) is constant, so the limiter never acts on it.
 """ + _SUMO_OFFICIAL_DOC + """
 State: k r + r l  (paper Table 1: n r + m r).
 """, dict(projector="rsvd", base="momentum", momentum=0.95, dampening=0.0, orthogonalizer="polar", limiter=1.1,
           complement_scale=1.0, moment_on_refresh="transport", wd_order="before"),
-    official=_SUMO_OFFICIAL, official_dense=_SUMO_OFFICIAL_DENSE, state=_momentum_state)
+    official=dict(_SUMO_OFFICIAL, polar_method="svd"), official_dense=_SUMO_OFFICIAL_DENSE, state=_momentum_state)
 
 _register("sumo-ns5", "SUMONS5", """
 SUMO with Newton–Schulz orthogonalization (Refael et al. 2025, §3 and Table 2 "SUMO NS5"): as ``sumo`` with
