@@ -102,16 +102,17 @@ class FolderBusy(RuntimeError):
 @contextlib.contextmanager
 def lock_folder(folder: str | os.PathLike, what: str = "run") -> Iterator[Path]:
     """Hold the exclusive lock of ``folder`` (created if needed) for the ``with`` block; stale temporary files are
-    removed once it is held. Raises :class:`FolderBusy` naming the holder's pid if another process has it.
+    removed once it is held. ``what`` names this run in the message another process gets: :class:`FolderBusy`
+    with the holder's pid and ``what``.
 
     The lock file exists while the lock is held and is removed on release (one a killed holder leaves behind is
     reused); a lock taken on a file that was removed meanwhile is retried on the current one."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    fd = _acquire(folder / LOCK_NAME, f"{folder} is in use by another {what}")
+    fd = _acquire(folder / LOCK_NAME)
     try:
         os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        os.pwrite(fd, f"{os.getpid()} {what}\n".encode(), 0)
         remove_stale_temporaries(folder)
         yield folder
     finally:
@@ -120,19 +121,20 @@ def lock_folder(folder: str | os.PathLike, what: str = "run") -> Iterator[Path]:
         os.close(fd)  # closing the descriptor releases the lock
 
 
-def _acquire(lock: Path, busy: str) -> int:
-    """A descriptor of ``lock`` holding its exclusive flock (never blocks); FolderBusy if another process holds it."""
+def _acquire(lock: Path) -> int:
+    """A descriptor of ``lock`` holding its exclusive flock (never blocks); FolderBusy, naming the holder's pid and
+    what it runs (the lock file's content), if another process holds it."""
     while True:
         fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666 & ~_umask())
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
-            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
+            pid, _, what = os.pread(fd, 200, 0).decode(errors="replace").strip().partition(" ")
             os.close(fd)
             if exc.errno not in (errno.EWOULDBLOCK, errno.EACCES):
                 raise
-            raise FolderBusy(f"{busy} (pid {holder}); wait for it to finish or choose another output folder") \
-                from None
+            raise FolderBusy(f"{lock.parent} is in use by another {what or 'run'} (pid {pid or 'unknown'}); wait "
+                             f"for it to finish or choose another output folder") from None
         try:
             if os.fstat(fd).st_ino == os.stat(lock).st_ino:
                 return fd

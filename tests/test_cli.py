@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import types
@@ -161,3 +162,75 @@ def test_entry_point_is_light_and_runs():
     out = subprocess.run([sys.executable, "-m", "claims", "verify", "--help"], cwd=ROOT, capture_output=True,
                          text=True, timeout=60)
     assert out.returncode == 0 and "--resume" in out.stdout and "--only" in out.stdout
+
+
+def test_only_refuses_each_pattern_that_matches_nothing(tmp_path, capsys):
+    calls = []
+    rc = cli.main(["verify", "--only", "toy.cli.holds,nosuch", "--out", str(tmp_path)], registry=toy_registry(calls))
+    assert rc == 2 and calls == [] and "--only 'nosuch' matches no claim" in capsys.readouterr().err
+    assert not (tmp_path / "claims").exists()
+
+
+def test_a_partial_run_keeps_the_report_and_json_of_the_whole_folder(tmp_path):
+    out, doc = tmp_path / "r", tmp_path / "v.json"
+    assert cli.main(["verify", "--quiet", "--out", str(out), "--no-figures"], registry=toy_registry()) == 0
+    calls = []
+    assert cli.main(["verify", "--quiet", "--out", str(out), "--no-figures", "--only", "toy.cli.violated",
+                     "--json", str(doc)], registry=toy_registry(calls)) == 0
+    assert calls == ["toy.cli.violated"]
+    report = (out / "report.md").read_text()
+    assert report.startswith("# sublab verify report") and "3 claims:" in report
+    assert all(f"## toy.cli.{name}" in report for name in ("holds", "violated", "figure"))
+    assert [c["id"] for c in json.loads(doc.read_text())["claims"]] == ["toy.cli.holds", "toy.cli.violated",
+                                                                       "toy.cli.figure"]
+
+
+def test_outputs_are_checked_before_any_claim_runs(tmp_path, capsys):
+    (tmp_path / "file").write_text("x")
+    calls = []
+    assert cli.main(["verify", "--out", str(tmp_path / "file")], registry=toy_registry(calls)) == 2
+    assert "--out" in capsys.readouterr().err
+    assert cli.main(["verify", "--out", str(tmp_path / "r"), "--json", str(tmp_path / "file" / "v.json")],
+                    registry=toy_registry(calls)) == 2
+    assert calls == [] and "--json" in capsys.readouterr().err
+
+
+def test_verify_into_a_folder_another_run_holds(tmp_path, capsys):
+    code = ("import sys, time, records\n"
+            "with records.lock_folder(sys.argv[1], 'sublab verify'):\n"
+            "    print('held', flush=True)\n"
+            "    time.sleep(60)\n")
+    holder = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], cwd=ROOT, stdout=subprocess.PIPE,
+                              text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        calls = []
+        assert cli.main(["verify", "--out", str(tmp_path)], registry=toy_registry(calls)) == 2
+        assert calls == [] and f"in use by another sublab verify (pid {holder.pid})" in capsys.readouterr().err
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_figures_refuse_what_they_cannot_do(tmp_path, capsys):
+    res = tmp_path / "r"
+    assert cli.main(["verify", "--quiet", "--out", str(res)], registry=toy_registry()) == 0
+    capsys.readouterr()
+    assert cli.main(["figures", "--results", str(res), "--only", "nosuch"], registry=toy_registry()) == 2
+    assert "--only 'nosuch' matches no claim" in capsys.readouterr().err
+    assert cli.main(["figures", "--results", str(res), "--only", "toy.cli.holds"], registry=toy_registry()) == 1
+    assert "no figure was redrawn" in capsys.readouterr().err
+    (tmp_path / "file").write_text("x")
+    assert cli.main(["figures", "--results", str(res), "--out", str(tmp_path / "file")], registry=toy_registry()) == 2
+    assert "--out" in capsys.readouterr().err
+
+
+def test_result_files_respect_the_umask(tmp_path):
+    old = os.umask(0o002)
+    try:
+        assert cli.main(["verify", "--quiet", "--out", str(tmp_path), "--only", "toy.cli.holds"],
+                        registry=toy_registry()) == 0
+    finally:
+        os.umask(old)
+    files = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert files and {p.stat().st_mode & 0o777 for p in files} == {0o664}
