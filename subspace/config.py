@@ -37,6 +37,9 @@ CHOICES: dict[str, tuple] = {
     # moment, the stored one stays untransported (GoLore code); "reset-after": the refresh step uses the old moment,
     # then the stored one is zeroed (SN-SM code)
     "moment_on_refresh": ("keep", "transport", "reset", "transport-step", "reset-after"),
+    # which earlier bases a transport starts from: every one, or only random-phase bases recorded after the first
+    # step (GoLore's SGD code records its basis inside the branch that skips the first step)
+    "transport_source": ("every", "random-after-first"),
     "pca_lr_rule": ("ratio", "gap"),            # OSD: eta_P = alpha*eta_W (paper) or (1/T)*lr_t/lr_peak (code)
     # stage 2: base update in the subspace
     "base": ("adam", "ema", "momentum"),
@@ -61,7 +64,7 @@ GROUP_DEFAULTS: dict = {
     "lr": 1e-3, "fixed_lr": None, "weight_decay": 0.0, "wd_order": "after",
     "projector": "none", "side": "auto", "rank": 128, "update_gap": 200, "refresh_index": "zero", "refresh_stagger": False,
     "svd_driver": "gram", "basis_signs": "aligned", "random_after": None, "stiefel_method": "qr",
-    "oversample": 5, "power_iters": 2, "moment_on_refresh": "keep",
+    "oversample": 5, "power_iters": 2, "moment_on_refresh": "keep", "transport_source": "every",
     "pca_lr_rule": "ratio", "pca_lr_ratio": 5.0, "pca_orth": 0.1, "pca_weight_decay": None,
     "base": "adam", "betas": (0.9, 0.999), "eps": 1e-8, "eps_style": "torch", "bias_correction": True,
     "momentum": 0.9, "dampening": 0.0, "nesterov": False, "nesterov_overwrite": False, "momentum_init": "zero",
@@ -85,7 +88,9 @@ READS: dict[str, tuple[str, ...]] = {
     "scale": ("matrix",), "shape_scale": ("matrix",), "nd_rule": ("matrix",),
     # stage 1: projector
     "rank": ("projected",), "side": ("projected",), "complement_scale": ("projected",),
-    "svd_driver": ("projector=svd", "projector=online-pca"), "basis_signs": ("projector=svd", "projector=rsvd"),
+    "svd_driver": ("projector=svd", "projector=online-pca"),
+    "basis_signs": ("projector=svd", "projector=rsvd", "projector=callable"),
+    "transport_source": ("moment_on_refresh=transport", "moment_on_refresh=transport-step"),
     "update_gap": ("refreshed", "pca_lr_rule=gap"), "refresh_index": ("refreshed",),
     "refresh_stagger": ("refreshed",), "moment_on_refresh": ("refreshed",), "random_after": ("refreshed",),
     "stiefel_method": ("random",),
@@ -131,6 +136,7 @@ KEY_DOCS: dict[str, tuple[str, str]] = {
     "refresh_index": ("str", "refresh at steps 0, T, 2T ('zero') or 1, T, 2T ('one', 1-indexed codes)"),
     "refresh_stagger": ("bool", "spread the refreshes of a group's parameters over the period"),
     "moment_on_refresh": ("str", "moments at a refresh: 'keep', 'transport', 'reset', 'transport-step', 'reset-after'"),
+    "transport_source": ("str", "earlier bases a transport starts from: 'every' or 'random-after-first' (GoLore SGD code)"),
     "random_after": ("int | None", "from this step on, bases are uniform Stiefel draws (GoLore@x%)"),
     "stiefel_method": ("str", "uniform Stiefel draw: 'qr' (QR of a Gaussian, sign fix) or 'polar' (Z (Z^T Z)^(-1/2))"),
     "oversample": ("int", "randomized SVD: extra columns of the range finder"),
@@ -176,7 +182,7 @@ def stages(cfg: dict) -> frozenset[str]:
     if proj != "none":
         out.add("projected")
     if proj in ("svd", "rsvd", "stiefel", "callable"):
-        out.add("refreshed")
+        out |= {"refreshed", f"moment_on_refresh={cfg['moment_on_refresh']}"}
         if proj == "stiefel" or cfg["random_after"] is not None:
             out.add("random")
     if proj == "online-pca":

@@ -355,10 +355,29 @@ class SubspaceOptimizer(torch.optim.Optimizer):
             return old, None
         moment_after = None
         if old is not None:
-            moment_after = move_moments(state, old, Q, group["moment_on_refresh"],
+            moment_after = move_moments(state, old, Q, self._refresh_policy(group, state),
                                         _SUBSPACE_KEYS if group["preconditioner"] == "none" else ("exp_avg",))
         state["basis"] = Q
+        state["transport_source"] = self._records_basis(group, t)
         return Q, moment_after
+
+    @staticmethod
+    def _refresh_policy(group, state) -> str:
+        """``moment_on_refresh``, except that a transport from a basis that is no transport source keeps."""
+        policy = group["moment_on_refresh"]
+        if policy.startswith("transport") and not state.get("transport_source", True):
+            return "keep"
+        return policy
+
+    @staticmethod
+    def _records_basis(group, t: int) -> bool:
+        """Whether the basis drawn at step t can start a later transport (``transport_source``).
+
+        ``random-after-first``: pkumelon/Golore@7ee5a8a golore_torch/sgd.py records its basis only when the
+        momentum buffer already exists (t > 0) and the incremented step has reached ``rand_epoch``."""
+        if group["transport_source"] == "every":
+            return True
+        return t > 0 and group["random_after"] is not None and t + 1 >= group["random_after"]
 
     def _new_basis(self, kind, G, r, left, group, dtype, fallback, t) -> torch.Tensor:
         """``new_basis`` with canonical signs where asked, or the documented fallback when every decomposition

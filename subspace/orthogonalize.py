@@ -150,7 +150,7 @@ def newton_schulz(M: torch.Tensor, steps: int = 5, coeffs: Schedule = "muon", *,
         if len(c) == 2:
             X = c[0] * X + c[1] * (A @ X)
         else:
-            B = c[1] * A + c[2] * (A @ A)
+            B = c[1] * A + (c[2] * A) @ A  # Muon's association (c * A) @ A: the same roundings in bfloat16
             X = c[0] * X + B @ X
     if tall:
         X = X.mT

@@ -53,7 +53,8 @@ class Preset:
         _check_mode(mode)
         low = {**GROUP_DEFAULTS, **self.low_rank}
         if mode == "official":
-            low.update({k: v for k, v in _OFFICIAL_ALL.items() if k in reads(low)}, **self.official)
+            low.update(self.official)
+            low.update({k: v for k, v in _OFFICIAL_ALL.items() if k in reads(low) and k not in self.official})
         dense = dense_rule(low, {**self.dense, **(self.official_dense if mode == "official" else {})})
         return low, dense
 
@@ -154,7 +155,8 @@ bases Z (Z^T Z)^(-1/2) (``stiefel_method="polar"``) and the code's one-step tran
 (``moment_on_refresh="transport-step"``, as ``golore`` official).
 """, dict(projector="svd", base="momentum", momentum=0.9, dampening=0.0, moment_on_refresh="transport",
           random_after=0),
-    official=dict(moment_on_refresh="transport-step", stiefel_method="polar", **_GOLORE_SGD),
+    official=dict(moment_on_refresh="transport-step", transport_source="random-after-first", stiefel_method="polar",
+                  **_GOLORE_SGD),
     official_dense=dict(base="momentum"), random_fraction=True, state=_momentum_state)
 
 _SUMO_OFFICIAL_DOC = """

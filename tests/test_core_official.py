@@ -613,17 +613,10 @@ def test_golore_official_matches_released_adamw(case):
     torch.testing.assert_close(opt.state[W_left]["exp_avg"], ref.state[0]["exp_avg"], rtol=RTOL, atol=ATOL)
 
 
-_SGD_FIRST_TRANSPORT = (
-    "golore-sgdm official transports the momentum at the first refresh after step 0 (t = T = 5) and, in GoLore@x%, at "
-    "the SVD-phase refreshes too; pkumelon/Golore@7ee5a8a golore_torch/sgd.py records a basis only inside the "
-    "`else` branch of `if 'momentum_buffer' not in state` and only when the incremented step >= rand_epoch, so the "
-    "step-0 basis is never recorded and its first one-step transport is at the second eligible refresh (t = 2T = 10 "
-    "pure; t = 20, from the basis of t = 15, in the hybrid); the weights first differ at 0-indexed step 5")
-
-
-@pytest.mark.parametrize("case", [pytest.param(c, marks=pytest.mark.xfail(strict=True, reason=_SGD_FIRST_TRANSPORT))
-                                  for c in GOLORE_CASES])
+@pytest.mark.parametrize("case", list(GOLORE_CASES))
 def test_golore_sgdm_official_matches_released_sgd(case):
+    """Includes the SGD code's first transport: the step-0 basis is never recorded, so the first one-step transport
+    is at t = 2T (pure) or from the basis of the first random refresh (hybrid)."""
     hp, rand_epoch = GOLORE_CASES[case]
     ref = GoLoreSGDRef(FLAGS, rank=RANK, update_proj_gap=5, scale=0.5, rand_epoch=rand_epoch,
                        draws=_TallDraws(SEED))
@@ -635,16 +628,6 @@ def test_galore_sgdm_official_matches_released_sgd():
     _trajectories("galore-sgdm", ref, lr0=0.1, rank=RANK, update_gap=4, scale=0.5)
 
 
-_SUMO_SVD_DRIVER = (
-    "sumo official runs with svd_driver='gram' (float64 Gram eigendecomposition), not torch.linalg.svd: "
-    "subspace/presets.py Preset.configs (line 56) keeps only the _OFFICIAL_ALL keys that the *paper* rule reads, "
-    "and the paper rule's projector='rsvd' does not read svd_driver; the official override projector='svd' comes "
-    "after that filter. The Gram eigenvectors span the same subspace but with other column signs than the code's "
-    "U[:, :r] / Vh[:r], and since the momentum is kept across a refresh the signs matter: the weights first differ at "
-    "the first refresh after the start, 1-indexed step 4 (0-indexed 3), on W_right")
-
-
-@pytest.mark.xfail(strict=True, reason=_SUMO_SVD_DRIVER)
 def test_sumo_official_matches_released_code():
     ref = SumoRef(FLAGS, rank=RANK, update_proj_gap=4)
     _trajectories("sumo", ref, lr0=0.01, rank=RANK, update_gap=4, grad_scale=NEAR_EPS)
@@ -663,22 +646,12 @@ def test_sumo_official_dense_parameters_match_released_adam():
     assert dense["lr"] != 1e-5  # the schedule wrote the group's lr; the step used the constant lr_adam
 
 
-_NS5_ASSOCIATION = (
-    "two differences: (1) subspace/orthogonalize.py newton_schulz (line 153) computes B = c[1] * A + c[2] * (A @ A), "
-    "while Muon's zeropower_via_newtonschulz5 writes B = b * A + c * A @ A, which Python evaluates as (c * A) @ A; in "
-    "bfloat16 the two roundings give another O (up to ~0.06 per entry here), so the weights differ from the first "
-    "step with lr > 0 (0-indexed step 1, W_left); (2) as for sumo, svd_driver='gram' instead of torch.linalg.svd "
-    "(subspace/presets.py line 56), which alone makes them differ from the first refresh (0-indexed step 3)")
-
-
-@pytest.mark.xfail(strict=True, reason=_NS5_ASSOCIATION)
 def test_sumo_ns5_official_is_sumo_mechanics_with_muon_ns5_bf16():
     """No released code: SUMO's official mechanics (``SumoRef``) with Muon's NS5 in bfloat16 in place of U Vh.
 
     O(1) gradients only: bfloat16 NS5 jumps where an input crosses a bfloat16 rounding boundary, and float32
     round-off between our r x l layout and the code's m x r one can flip such a rounding (with NEAR_EPS it flips
-    one at step 26 and the limiter's norm moves by 0.3%). On this problem a core with both differences of the
-    xfail reason removed matches all 30 steps."""
+    one at step 26 and the limiter's norm moves by 0.3%). Needs Muon's association (c * A) @ A in NS5."""
     ref = SumoRef(FLAGS, rank=RANK, update_proj_gap=4, orthogonalize="ns5-bf16")
     _trajectories("sumo-ns5", ref, lr0=0.01, rank=RANK, update_gap=4)
 
