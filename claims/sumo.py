@@ -30,6 +30,7 @@ import torch
 from claims import verdicts as V
 from claims.registry import Outcome, claim
 from claims.runtime import single_thread
+from records import state_bytes
 
 PAPER = "SUMO"
 #: Round-off allowance of the Newton–Schulz bound checks (float64): each NS step is three products with inner
@@ -49,7 +50,7 @@ RATE_TOL_38 = 0.5
 TARGET_FRACTION = 0.01
 
 __all__ = ["single_thread", "lemma32_error", "lemma32_grid", "smallest_counterexample", "moment_kappa_runs",
-           "muon_delta_run", "state_bytes", "table1_formulas", "I_MAX", "KAPPAS_32", "KAPPA_FLOOR", "RATE_TOL_38",
+           "muon_delta_run", "table1_formulas", "I_MAX", "KAPPAS_32", "KAPPA_FLOOR", "RATE_TOL_38",
            "TARGET_FRACTION"]
 
 
@@ -966,11 +967,6 @@ def _draw_svd_vs_ns5(rows):
 
 # ---------------------------------------------------------------------------------------------- Table 1
 
-def state_bytes(opt, p) -> int:
-    """Bytes of every tensor in the optimizer's state for ``p`` (scalars such as step counts are not state tensors)."""
-    return int(sum(v.numel() * v.element_size() for v in opt.state[p].values() if torch.is_tensor(v)))
-
-
 def table1_formulas(m: int, n: int, r: int) -> dict:
     """SUMO Table 1 in elements, read with GaLore's convention m <= n (m = the projected side, as GaLore's Table 1
     states it; the table is copied from there): SUMO nr + mr, GaLore 2nr + mr, Adam 2mn.  ``galore_m_ge_n`` is
@@ -990,7 +986,7 @@ def table1(ctx):
     side; read that way, m is the smaller dimension (the side ``subspace`` projects, as GaLore's code does).
     Measured: for shapes (64, 256), (256, 64), (128, 128), (96, 40) at r = 8 and each of ``sumo``, ``sumo-ns5``,
     ``galore``, ``adamw``: three optimizer steps with Gaussian gradients (float32 parameter), then the total bytes of
-    the tensors in ``opt.state[p]`` (``state_bytes``).  Predicted: the formula in elements x 4 bytes.
+    the tensors in ``opt.state[p]`` (``records.state_bytes``: 0-d scalars are not state).  Predicted: the formula in elements x 4 bytes.
     Rule: exact equality (``close_to`` with rtol = atol = 0) at every (method, shape).  Recorded: GaLore's entry read
     with SUMO §3's m >= n (2 min r + max r) differs from the implementation by (max - min) r elements on non-square
     shapes -- the table is only right with GaLore's convention.
@@ -1012,7 +1008,7 @@ def table1(ctx):
                 for _ in range(3):
                     W.grad = torch.randn(m, n, generator=gen, dtype=torch.float32)
                     opt.step()
-                b = state_bytes(opt, W)
+                b = state_bytes(opt.state[W])
                 pb = f[name] * W.element_size()
                 meas.append(b)
                 pred.append(pb)
