@@ -358,28 +358,22 @@ def train(cfg: ProbeConfig) -> dict:
         return run.finish(status, message)
 
 
-def _claim_output(cfg: ProbeConfig):
-    """Lock ``cfg.out`` (rank 0 writes it) and make it ready: refuse a folder holding a run unless ``resume`` or
-    ``overwrite`` (which deletes that run's files); a null context without an output folder."""
-    if not cfg.out or int(os.environ.get("RANK", "0")) != 0:
-        return contextlib.nullcontext()
-    out = writable_folder(cfg.out, "out")
-    held = [name for name in RUN_FILES if (out / name).exists()]
-    if held and not (cfg.resume or cfg.overwrite):
-        raise ValueError(f"out={str(out)!r} already holds a run ({', '.join(held)}); continue it with resume "
-                         f"(--resume), replace it with overwrite (--overwrite), or choose another folder")
-    lock = lock_folder(out, "probe")
-    if cfg.overwrite and not cfg.resume:
-        return _then(lock, lambda: _remove_run(out))
-    return lock
-
-
 @contextlib.contextmanager
-def _then(context, action):
-    """``context`` entered, then ``action()`` run inside it."""
-    with context as value:
-        action()
-        yield value
+def _claim_output(cfg: ProbeConfig):
+    """Hold the lock of ``cfg.out`` (rank 0 writes it) for the ``with`` block, after refusing a folder that holds a
+    run unless ``resume`` or ``overwrite`` (which deletes that run's files); nothing without an output folder."""
+    if not cfg.out or int(os.environ.get("RANK", "0")) != 0:
+        yield
+        return
+    out = writable_folder(cfg.out, "out")
+    with lock_folder(out, "probe"):
+        held = [name for name in RUN_FILES if (out / name).exists()]
+        if held and not (cfg.resume or cfg.overwrite):
+            raise ValueError(f"out={str(out)!r} already holds a run ({', '.join(held)}); continue it with resume "
+                             f"(--resume), replace it with overwrite (--overwrite), or choose another folder")
+        if cfg.overwrite and not cfg.resume:
+            _remove_run(out)
+        yield
 
 
 def _remove_run(out: Path) -> None:

@@ -3,7 +3,6 @@ saved rows. No timing is asserted (machines are shared and noisy)."""
 import argparse
 import json
 import math
-import os
 
 import pytest
 import torch
