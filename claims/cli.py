@@ -195,11 +195,12 @@ def _cmd_figures(a, registry: Registry | None) -> int:
 
 
 def _cmd_list(a, registry: Registry | None) -> int:
+    from . import runner
     reg = registry if registry is not None else default_registry()
     for mod, tb in reg.import_errors.items():
         _err(f"warning: could not import {mod}: {(tb.strip().splitlines() or [''])[-1]}")
     try:
-        claims = reg.select(a.only)
+        claims = runner.select_each(reg, a.only)
     except NoMatchError as e:
         _err(str(e))
         return 2

@@ -166,7 +166,7 @@ def _summary(res) -> dict:
 
 # ---------------------------------------------------------------------------------------------- Lemma 3.3 (literal)
 
-@claim(id="galore.lemma3.3", paper=PAPER, source="GaLore, Lemma 3.3 (§3.2); paper-claims §5.1",
+@claim(id="galore.lemma3.3", kind="paper", paper=PAPER, source="GaLore, Lemma 3.3 (§3.2); paper-claims §5.1",
        statement="If G_t = (1/N) sum_i (A_i - B_i W_t C_i) with constant A_i and PSD B_i, C_i, W_t = W_{t-1} + eta "
                  "G_{t-1}, and lambda_1 < lambda_2 are the two smallest distinct eigenvalues of S = (1/N) sum_i C_i "
                  "(x) B_i, then sr(G_t) <= sr(G_par) + ((1 - eta lambda_2)/(1 - eta lambda_1))^(2(t - t0)) "
@@ -319,7 +319,7 @@ def block_rectangular_instance(rng, m: int, n: int, N: int, p: int, q: int, gap:
     return A, B, C
 
 
-@claim(id="galore.lemma3.3-rectangular", paper=PAPER,
+@claim(id="galore.lemma3.3-rectangular", kind="corrected", paper=PAPER,
        source="GaLore, Lemma 3.3 (§3.2) with the precondition its proof needs; paper-claims §5.1",
        statement="Lemma 3.3's bound sr(G_t) <= sr(G_par) + ((1 - eta l2)/(1 - eta l1))^(2(t - t0)) ||G_t0 - G_par||_F^2"
                  " / ||G_par||_2^2 holds when V1 is rectangular (V1 = {P_J X P_K}, e.g. shared eigenbases of the "
@@ -564,7 +564,7 @@ def _step_check(res, which: str, name: str):
 
 # ---------------------------------------------------------------------------------------------- Theorem 3.8 (literal)
 
-@claim(id="galore.thm3.8", paper=PAPER, source="GaLore, Theorem 3.8 (§3.3); paper-claims §5.1",
+@claim(id="galore.thm3.8", kind="paper", paper=PAPER, source="GaLore, Theorem 3.8 (§3.3); paper-claims §5.1",
        statement="For gradients of form (8) whose A_i, B_i, C_i are L_A-, L_B-, L_C-Lipschitz in W, ||W_t|| <= D, with "
                  "fixed projections P, Q and rho_t = 1: ||R_t||_F <= [1 - eta(kappa_{t-1} - L_A - L_B L_C D^2)] "
                  "||R_{t-1}||_F, R_t = P^T G_t Q, kappa_t = (1/N) sum_i lmin(P^T B_i P) lmin(Q^T C_i Q); and R_t -> 0 "
@@ -686,7 +686,7 @@ def _draw_thm38(rows):
 
 # ---------------------------------------------------------------------------------------------- Theorem 3.8 (corrected)
 
-@claim(id="galore.thm3.8-corrected", paper=PAPER, source="GaLore, Theorem 3.8 (§3.3), proof redone (claims/galore.py)",
+@claim(id="galore.thm3.8-corrected", kind="corrected", paper=PAPER, source="GaLore, Theorem 3.8 (§3.3), proof redone (claims/galore.py)",
        statement="With fixed P, Q, rho = 1, ||W_t||_F <= D and eta (lam_max + lam_min)(S^_{t-1}) <= 2: ||R_t||_F <= "
                  "[1 - eta(kappa_{t-1} - L_A - D (L_B mean||C_i(W_{t-1})||_2 + L_C mean||B_i(W_t)||_2))] "
                  "||R_{t-1}||_F (Lipschitz constants w.r.t. ||W||_F, spectral norms on B_i, C_i).")

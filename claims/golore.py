@@ -174,7 +174,7 @@ def _final_gaps(runs, prob) -> list[float]:
     return [r["loss"][-1] - prob.f_star for r in runs]
 
 
-@claim(id="golore.counterexample", paper=PAPER, source="GoLore, Theorem 1, problem (1) and Figure 1 (§3)",
+@claim(id="golore.counterexample", kind="paper", paper=PAPER, source="GoLore, Theorem 1, problem (1) and Figure 1 (§3)",
        statement="On problem (1) (n=10, r=4, sigma=1, seed 42) GaLore with batch-1 noise plateaus above f*, while "
                  "full-parameter training, large-batch GaLore and GoLore reach f*, with AdamW and with momentum SGD "
                  "as the subspace optimizer.")
@@ -302,7 +302,7 @@ def _draw_counterexample(rows):
 
 # ---------------------------------------------------------------------------------------------- hybrid
 
-@claim(id="golore.hybrid", paper=PAPER, source="GoLore §5 (GoLore@x%) on problem (1); paper-claims §2.1",
+@claim(id="golore.hybrid", kind="paper", paper=PAPER, source="GoLore §5 (GoLore@x%) on problem (1); paper-claims §2.1",
        statement="GoLore@x% (GaLore for the first (100-x)% of the iterations, random Stiefel projections for the "
                  "last x%) reaches a significantly lower final optimality gap than GaLore on problem (1), "
                  "for x = 20, 50, 75, with AdamW and with momentum SGD.")
@@ -475,7 +475,7 @@ def _stochastic_rate_claim(ctx, main: str, batch_of, statement_batch: str):
     return Outcome(measured=measured, predicted=predicted, verdict=verdict, detail=detail, rows=rows + c_rows)
 
 
-@claim(id="golore.thm3", paper=PAPER, source="GoLore, Theorem 3 (large-batch GaLore); paper-claims §2.4",
+@claim(id="golore.thm3", kind="paper", paper=PAPER, source="GoLore, Theorem 3 (large-batch GaLore); paper-claims §2.4",
        statement="GaLore with momentum SGD and mini-batches of size B ~ sqrt(T) converges in mean square at rate "
                  "O(1/sqrt T): (1/T) sum_t E||grad f(x_t)||^2 = O(T^-1/2).")
 def thm3(ctx):
@@ -505,7 +505,7 @@ def _draw_thm3(rows):
     return _draw_rates(rows, -0.5)
 
 
-@claim(id="golore.thm4", paper=PAPER, source="GoLore, Theorem 4 (GoLore, standard batch); paper-claims §2.4",
+@claim(id="golore.thm4", kind="paper", paper=PAPER, source="GoLore, Theorem 4 (GoLore, standard batch); paper-claims §2.4",
        statement="GoLore (uniform Stiefel projections) with momentum SGD and a standard (batch-1) stochastic "
                  "gradient converges in mean square at rate O(1/sqrt T).")
 def thm4(ctx):
@@ -533,7 +533,7 @@ def _draw_thm4(rows):
     return _draw_rates(rows, -0.5)
 
 
-@claim(id="golore.thm2", paper=PAPER, source="GoLore, Theorem 2 (deterministic GaLore); paper-claims §2.4",
+@claim(id="golore.thm2", kind="paper", paper=PAPER, source="GoLore, Theorem 2 (deterministic GaLore); paper-claims §2.4",
        statement="GaLore with exact (deterministic) gradients and momentum SGD reaches "
                  "(1/T) sum_t ||grad f(x_t)||^2 = O(1/T) on an L-smooth, lower-bounded non-convex problem.")
 def thm2(ctx):
@@ -696,7 +696,7 @@ def _stiefel_moments(G, r, n_samples, generator, sampler, level, checkpoints) ->
             "level": level}
 
 
-@claim(id="golore.lemma5", paper=PAPER, source="GoLore, Stiefel lemma (App.); paper-claims §2.5",
+@claim(id="golore.lemma5", kind="paper", paper=PAPER, source="GoLore, Stiefel lemma (App.); paper-claims §2.5",
        statement="For P uniform on St(m, r): E[P P^T] = (r/m) I_m and E||P P^T G - G||_F^2 = (1 - r/m)||G||_F^2 "
                  "for every fixed G.")
 def lemma5(ctx):

@@ -151,7 +151,7 @@ _FIG1 = dict(
 _FIG1_FIXED = dict(optimizer="galore", scale=2.0, update_gap=10_000, num_topics=4, dropout=0.0)
 
 
-@claim(id="sumo.fig1", paper="SUMO", source="SUMO (Refael et al. 2025), Fig. 1(a)-(b) and §3",
+@claim(id="sumo.fig1", kind="reading", paper="SUMO", source="SUMO (Refael et al. 2025), Fig. 1(a)-(b) and §3",
        statement="During GaLore fine-tuning of a RoBERTa classifier the projected first moment M (r x n) becomes "
                  "ill-conditioned: kappa(M M^T) grows with the training step (Fig. 1a, red line at 10) and the "
                  "singular values of M decay (Fig. 1b, step 100).")
@@ -401,7 +401,7 @@ def _draw_rank(rows, title: str):
     return fig
 
 
-@claim(id="galore.low-rank-gradients", paper="GaLore", source="GaLore (Zhao et al. 2024), §3.2, Lemma 3.3",
+@claim(id="galore.low-rank-gradients", kind="reading", paper="GaLore", source="GaLore (Zhao et al. 2024), §3.2, Lemma 3.3",
        statement="The gradient of LLaMA weight matrices becomes low-rank during training: its stable rank "
                  "sr(G_t) = ||G_t||_F^2 / ||G_t||_2^2 falls (Lemma 3.3: sr(G_t) <= sr(G_par) + decaying term).")
 def low_rank_gradients(ctx):
@@ -431,7 +431,7 @@ def _draw_low_rank_gradients(rows):
     return _draw_rank(rows, "gradient stable rank, AdamW on LLaMA")
 
 
-@claim(id="sumo.moment-rank", paper="SUMO", source="SUMO (Refael et al. 2025), Lemma 3.1 (App. Lemma A.1)",
+@claim(id="sumo.moment-rank", kind="reading", paper="SUMO", source="SUMO (Refael et al. 2025), Lemma 3.1 (App. Lemma A.1)",
        statement="The first moment M_t = beta M_{t-1} + G_t of LLaMA weight matrices becomes low-rank during "
                  "training: kappa_M(t) = 1 - s_1^2/||M_t||_F^2 = 1 - 1/sr(M_t) decays, i.e. the stable rank "
                  "sr(M_t) falls.")
@@ -478,7 +478,7 @@ _FIG2_METHODS = {
 TARGET_FRACTION = 0.1
 
 
-@claim(id="sumo.fig2", paper="SUMO", source="SUMO (Refael et al. 2025), Fig. 2 and README (~1.6x speed-up)",
+@claim(id="sumo.fig2", kind="reading", paper="SUMO", source="SUMO (Refael et al. 2025), Fig. 2 and README (~1.6x speed-up)",
        statement="SUMO with exact SVD orthogonalization reaches a given loss in fewer optimization steps than "
                  "SUMO with Newton-Schulz5 and than GaLore (about 1.6x faster on QNLI).")
 def fig2(ctx):
@@ -639,7 +639,7 @@ _MEMORY_DOC_RULE = """Rule: ``close_to(measured, paper, rtol=2^30/10^9 - 1 = 0.0
     ``MEMORY_RTOL``); one entry outside makes the claim violated, and the reason names the worst entry."""
 
 
-@claim(id="galore.table2-memory", paper="GaLore", source="GaLore (Zhao et al. 2024), Table 2 (memory estimates)",
+@claim(id="galore.table2-memory", kind="paper", paper="GaLore", source="GaLore (Zhao et al. 2024), Table 2 (memory estimates)",
        statement="Parameters + optimizer states in BF16 of LLaMA 60M/130M/350M/1B: full-rank Adam 0.36/0.76/2.06/"
                  "7.80 G, GaLore 0.24/0.52/1.22/4.38 G (ranks 128/256/256/512).")
 def table2_memory(ctx):
@@ -677,7 +677,7 @@ def table2_memory(ctx):
 table2_memory.__doc__ = table2_memory.__doc__.replace("{rule}", _MEMORY_DOC_RULE)
 
 
-@claim(id="sumo.table3-memory", paper="SUMO", source="SUMO (Refael et al. 2025), Table 3 (memory in parentheses)",
+@claim(id="sumo.table3-memory", kind="paper", paper="SUMO", source="SUMO (Refael et al. 2025), Table 3 (memory in parentheses)",
        statement="Parameters + optimizer states in BF16 of LLaMA 60M/130M/350M/1B trained with SUMO: "
                  "0.23/0.51/1.16/3.84 G (ranks 128/256/256/512).")
 def table3_memory(ctx):
@@ -730,7 +730,7 @@ def _snsm(ctx, exclude_basis: bool) -> Outcome:
                    verdict=v, detail=detail, rows=rows)
 
 
-@claim(id="snsm.memory-1b", paper="SN-SM", source="SN-SM (Nguyen & Nguyen 2025), official README (LLaMA 1B)",
+@claim(id="snsm.memory-1b", kind="paper", paper="SN-SM", source="SN-SM (Nguyen & Nguyen 2025), official README (LLaMA 1B)",
        statement="Optimizer-state memory for LLaMA 1B: Adam 4.99 GB, AdamSN 2.62 GB, AdamSNSM 0.84 GB.")
 def snsm_memory_1b(ctx):
     """SN-SM README's optimizer-state memory at 1B, counted literally (every state tensor the method keeps).
@@ -753,7 +753,7 @@ def snsm_memory_1b(ctx):
 snsm_memory_1b.__doc__ = snsm_memory_1b.__doc__.replace("{rule}", _MEMORY_DOC_RULE)
 
 
-@claim(id="snsm.memory-1b-excl-basis", paper="SN-SM",
+@claim(id="snsm.memory-1b-excl-basis", kind="corrected", paper="SN-SM",
        source="SN-SM (Nguyen & Nguyen 2025), official README (LLaMA 1B); reconstructed reading",
        statement="Reconstructed: the README's 1B optimizer-state figures (Adam 4.99, AdamSN 2.62, AdamSNSM 0.84 GB) "
                  "are the moment and subset-norm states without the projection bases.")

@@ -115,7 +115,7 @@ def _spectra(k: int, tau: float):
     }
 
 
-@claim(id="muon.ns5-band", paper=PAPER, source="KellerJordan/Muon muon.py (zeropower_via_newtonschulz5); "
+@claim(id="muon.ns5-band", kind="corrected", paper=PAPER, source="KellerJordan/Muon muon.py (zeropower_via_newtonschulz5); "
                                                "paper-claims §0",
        statement="After five steps of Muon's quintic (3.4445, -4.7750, 2.0315) on X_0 = G/||G||_F, a singular value "
                  "lies in the band [0.68, max p^5] exactly when sigma_i/||G||_F >= tau, tau = 1.500447e-3 the "

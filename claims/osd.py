@@ -197,7 +197,7 @@ def _thm45_settings(ctx):
                         full=dict(h=0.02, long=20000, short=8000, tail_chunks=64, chunk=20))
 
 
-@claim(id="osd.thm4.5", paper=PAPER, source="OSD, Theorem 4.5, system (7), eq. (8), Examples 4.1-4.3; "
+@claim(id="osd.thm4.5", kind="paper", paper=PAPER, source="OSD, Theorem 4.5, system (7), eq. (8), Examples 4.1-4.3; "
                                             "paper-claims §3.3",
        statement="Along a small-step discretisation of system (7) the Hamiltonian never increases (beyond the "
                  "Euler remainder) for momentum, Adam with a >= b/4 and Lion-K, under online-PCA and under an "
@@ -337,7 +337,7 @@ def _draw_thm45(rows):
 
 # ---------------------------------------------------------------------------------------------- a < b/4
 
-@claim(id="osd.adam-a-below-b4", paper=PAPER, source="OSD, Examples 2.3 and 4.2 (condition a >= b/4); "
+@claim(id="osd.adam-a-below-b4", kind="auxiliary", paper=PAPER, source="OSD, Examples 2.3 and 4.2 (condition a >= b/4); "
                                                     "paper-claims §3.2-3.3",
        statement="H = L + (1/2a)<M/(sqrt V + e), M> is non-increasing along Adam's continuous-time system (7) also "
                  "when a < b/4 (the case Example 4.2 / Theorem 4.5 exclude).")
@@ -441,7 +441,7 @@ def _draw_below_b4(rows):
 
 # ---------------------------------------------------------------------------------------------- online-PCA stationarity
 
-@claim(id="osd.online-pca-stationarity", paper=PAPER,
+@claim(id="osd.online-pca-stationarity", kind="auxiliary", paper=PAPER,
        source="OSD, Theorem 4.5 with Assumption 4.4(ii), online-PCA update eq. (6); paper-claims §3.1, §3.3",
        statement="With OSD's own projection dynamics (Gamma = the online-PCA gradient flow of loss (6)), bounded "
                  "trajectories of system (7) converge to stationary points of L (Theorem 4.5's conclusion; "
@@ -621,7 +621,7 @@ def osd_group(mode: str, *, k: int, l: int, r: int, lr: float = 1e-3, device="cp
     return dict(subspace.make("osd", [p], lr=lr, rank=r, mode=mode).param_groups[0])
 
 
-@claim(id="osd.online-pca", paper=PAPER, source="OSD, Algorithm 1 and online-PCA loss (6); official projector; "
+@claim(id="osd.online-pca", kind="reading", paper=PAPER, source="OSD, Algorithm 1 and online-PCA loss (6); official projector; "
                                               "paper-claims §3.1",
        statement="The online-PCA update of P (one Adam step per iteration on ||P P^T G~ - G~||^2 + lambda ||P^T P - "
                  "I||^2) converges to the top-r left singular subspace of a fixed matrix G: the largest principal "
@@ -734,7 +734,7 @@ def _draw_online_pca(rows):
 
 # ---------------------------------------------------------------------------------------------- Figure 2
 
-@claim(id="osd.fig2", paper=PAPER, source="OSD, Figure 2 (system benchmark, §5)",
+@claim(id="osd.fig2", kind="paper", paper=PAPER, source="OSD, Figure 2 (system benchmark, §5)",
        statement="One online-PCA step is cheaper than a full SVD (torch.svd) on the LLaMA linear-layer shapes "
                  "512x1376, 1024x2736, 2048x5461 and 4096x11008 (paper: 16.4-58.0x faster on an RTX 3090, "
                  "20.7-142.4x on an A100).")

@@ -15,7 +15,7 @@ How to add a claim (this is the claims/ README)
        from claims.registry import claim, Outcome
        from claims import verdicts as V
 
-       @claim(id="golore.lemma5", paper="GoLore", source="GoLore, Lemma 5 (App. B)",
+       @claim(id="golore.lemma5", kind="paper", paper="GoLore", source="GoLore, Lemma 5 (App. B)", kind="paper",
               statement="For uniform Stiefel P: E[P P^T] = (r/m) I.")
        def lemma5(ctx):
            \"\"\"...statement, preconditions, measurement, rule: Monte Carlo 99% CI must contain r/m...\"\"\"
@@ -67,9 +67,15 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping
 
 __all__ = ["claim", "Claim", "Outcome", "Context", "Registry", "NoMatchError", "discover",
-           "default_registry", "derive_seed", "SCALES"]
+           "default_registry", "derive_seed", "SCALES", "KINDS"]
 
 SCALES = ("quick", "full")
+#: What a claim tests. ``paper``: the paper's statement under its own hypotheses (a violation is a counterexample
+#: that meets every hypothesis); ``reading``: one reading of an ambiguous statement, of its proof, or of an
+#: empirical statement at the scale this workbench runs; ``corrected``: a statement the project derived or
+#: reconstructed; ``auxiliary``: an experiment outside the hypotheses (is an assumption necessary, does a method
+#: meet a precondition).
+KINDS = ("paper", "reading", "corrected", "auxiliary")
 _ID_RE = re.compile(r"^[a-z0-9](?:[a-z0-9_.\-]*[a-z0-9])?$")
 # modules of the package that are framework, not papers
 FRAMEWORK_MODULES = frozenset({"registry", "verdicts", "runner", "cli", "bench", "testing", "notebook", "runtime"})
@@ -84,6 +90,7 @@ class Claim:
     statement: str
     source: str
     fn: Callable[["Context"], "Outcome"]
+    kind: str = "paper"
     draw: Callable[[list], Any] | None = None
     gallery: bool = True
     module: str = ""
@@ -96,9 +103,10 @@ class Claim:
         return self.fn(ctx)
 
 
-def claim(*, id: str, paper: str, statement: str, source: str,
+def claim(*, id: str, paper: str, statement: str, source: str, kind: str,
           figure: Callable[[list], Any] | None = None, gallery: bool = True):
-    """Register ``fn(ctx) -> Outcome`` as a claim.  Returns ``fn`` unchanged except for two attributes:
+    """Register ``fn(ctx) -> Outcome`` as a claim of the given ``kind`` (one of :data:`KINDS`).  Returns ``fn``
+    unchanged except for two attributes:
     ``fn.claim`` (the :class:`Claim`) and ``fn.figure`` (a decorator registering ``draw(rows) -> Figure``).
 
     ``figure=draw`` is the same as decorating ``draw`` with ``@fn.figure``.  ``gallery=False`` keeps the
@@ -109,11 +117,13 @@ def claim(*, id: str, paper: str, statement: str, source: str,
     for k, v in (("paper", paper), ("statement", statement), ("source", source)):
         if not isinstance(v, str) or not v.strip():
             raise ValueError(f"claim {id!r}: {k} must be a non-empty string")
+    if kind not in KINDS:
+        raise ValueError(f"claim {id!r}: kind={kind!r} is invalid; allowed: {list(KINDS)}")
 
     def decorate(fn):
         if not callable(fn):
             raise TypeError(f"@claim({id!r}) must decorate a function fn(ctx) -> Outcome")
-        c = Claim(id=id, paper=paper, statement=" ".join(statement.split()), source=source, fn=fn,
+        c = Claim(id=id, paper=paper, statement=" ".join(statement.split()), source=source, fn=fn, kind=kind,
                   draw=figure, gallery=gallery, module=getattr(fn, "__module__", "") or "")
 
         def register_figure(draw):

@@ -71,7 +71,7 @@ def second_moment_count(shape, subset, *, grad: torch.Tensor | None = None, devi
             "closed_form_second": _closed_form_subsets(shape, subset)}
 
 
-@claim(id="sn.memory", paper=PAPER, source="SN-SM, §3 Subset-Norm (memory O(sqrt d)); official subset_norm.py; "
+@claim(id="sn.memory", kind="paper", paper=PAPER, source="SN-SM, §3 Subset-Norm (memory O(sqrt d)); official subset_norm.py; "
                                           "paper-claims §4.1",
        statement="The Subset-Norm adaptive step-size state is O(sqrt d): with subsets of size ~sqrt(d) (and with "
                  "the code's heuristic, one subset per row of an m x m matrix) Adam-SN keeps d/k = sqrt(d) "
@@ -259,7 +259,7 @@ def log_factor_tolerance(d_min: float, d_max: float) -> float:
 _REGIME_LABEL = {"coordinate": "k=1", "subset": "k=sqrt(d)", "norm": "k=d"}
 
 
-@claim(id="sn.rates", paper=PAPER, source="SN-SM, Subset-Norm rates (authors' summary figure); paper-claims §4.1; "
+@claim(id="sn.rates", kind="paper", paper=PAPER, source="SN-SM, Subset-Norm rates (authors' summary figure); paper-claims §4.1; "
                                          "analysis.bounds.SUBSET_NORM_RATES",
        statement="For AdaGrad-style Subset-Norm on a smooth non-convex problem with coordinate-wise noise of density "
                  "beta, iterations to reach (1/T) sum ||grad f||^2 <= eps grow with d no faster than the exponents "
@@ -403,7 +403,7 @@ def sm_run(prob, method: str, *, T: int, lr: float, W0: torch.Tensor, noise_gene
     return sq.cpu().numpy()
 
 
-@claim(id="sm.convergence", paper=PAPER, source="SN-SM, Subspace-Momentum convergence (abstract: high-probability "
+@claim(id="sm.convergence", kind="paper", paper=PAPER, source="SN-SM, Subspace-Momentum convergence (abstract: high-probability "
                                                "rates); paper-claims §4.2",
        statement="Subspace-Momentum (with the Subset-Norm denominator, adam-snsm, and with plain SGD steps) converges "
                  "on a smooth non-convex problem with stochastic gradients: min_{t<T} ||grad f(x_t)||^2 decays at "

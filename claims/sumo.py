@@ -141,7 +141,7 @@ def _decay_fit(ctx, K: np.ndarray, window: np.ndarray, name: str):
     return fit, math.exp(fit.slope), math.exp(fit.ci_low), math.exp(fit.ci_high)
 
 
-@claim(id="sumo.lemma3.1", paper=PAPER, source="SUMO, Lemma 3.1 (App. A, Lemma A.1 in v1); paper-claims §1.3",
+@claim(id="sumo.lemma3.1", kind="paper", paper=PAPER, source="SUMO, Lemma 3.1 (App. A, Lemma A.1 in v1); paper-claims §1.3",
        statement="The first moment M_t = beta M_{t-1} + G_t of a reversible layer becomes rank one: "
                  "kappa_M(t) = ||M - P_1 M||_F^2 / ||M||_F^2 <= O(C^-t) for some C > 1.")
 def lemma31(ctx):
@@ -267,7 +267,7 @@ def _lemma32_variants(ctx, variants, kappa_of):
     return out, steps
 
 
-@claim(id="sumo.lemma3.2", paper=PAPER, source="SUMO, Lemma 3.2 (§3, proof in App.); paper-claims §1.4",
+@claim(id="sumo.lemma3.2", kind="paper", paper=PAPER, source="SUMO, Lemma 3.2 (§3, proof in App.); paper-claims §1.4",
        statement="For A in R^{m x n} with kappa the condition number of A A^T, the Newton–Schulz error after i "
                  "iterations obeys ||E_i||_2 <= (1 - 1/kappa)^(2^i).")
 def lemma32(ctx):
@@ -380,7 +380,7 @@ def _draw_lemma32(rows):
     return fig
 
 
-@claim(id="sumo.lemma3.2-proof-reading", paper=PAPER,
+@claim(id="sumo.lemma3.2-proof-reading", kind="reading", paper=PAPER,
        source="SUMO, proof of Lemma 3.2 (X_0 = B/||B||_2, ||X_0 - O||_2 = 1 - sigma_m/sigma_1); paper-claims §1.4",
        statement="Reading of the proof: with kappa the condition number of the matrix Newton–Schulz iterates on, "
                  "||E_i||_2 <= (1 - 1/kappa)^(2^i) for the classical cubic iteration.")
@@ -429,7 +429,7 @@ def _draw_lemma32_proof(rows):
     return fig
 
 
-@claim(id="sumo.lemma3.2-corrected", paper=PAPER,
+@claim(id="sumo.lemma3.2-corrected", kind="corrected", paper=PAPER,
        source="Corrected Lemma 3.2 (workbench): exact cubic NS recursion, analysis.bounds.cubic_ns_error_bound",
        statement="For classical cubic Newton–Schulz with spectral normalisation and kappa = kappa(A): "
                  "||E_i||_2 <= e_i and ||E_i||_F <= sqrt(r) e_i, where e_0 = 1 - 1/kappa and "
@@ -531,7 +531,7 @@ def muon_delta_run(prob, *, delta: float, kind: str, steps: int, eta: float, bet
     return norms
 
 
-@claim(id="sumo.lemma3.3", paper=PAPER, source="SUMO, Lemma 3.3 (A4), Remarks 3.5-3.6; paper-claims §1.5",
+@claim(id="sumo.lemma3.3", kind="auxiliary", paper=PAPER, source="SUMO, Lemma 3.3 (A4), Remarks 3.5-3.6; paper-claims §1.5",
        statement="Muon's rate (Lemma 3.3) needs an orthogonalisation error ||E|| <= delta ||U V^T||_F with "
                  "delta < 1/(4 sqrt n) (Remark 3.6); measured: the delta five Newton–Schulz steps deliver on moments "
                  "of rising condition number, and the effect of delta on convergence.")
@@ -682,7 +682,7 @@ def _median_time(fn, repeats: int) -> float:
     return statistics.median(ts)
 
 
-@claim(id="sumo.remark3.7", paper=PAPER, source="SUMO, Remark 3.7 (FLOP comparison); paper-claims §1.5",
+@claim(id="sumo.remark3.7", kind="paper", paper=PAPER, source="SUMO, Remark 3.7 (FLOP comparison); paper-claims §1.5",
        statement="For r = 8 and n = 1024 the SVD approach requires approximately twice as many operations as "
                  "Newton–Schulz with five iterations (SVD ~ 4nr^2 + 8r^3 + rn^2 + r^2 n, NS5 ~ nr^2 + r^2 n + 20r^3 "
                  "+ 10r^2).")
@@ -764,7 +764,7 @@ def _draw_remark37(rows):
 
 # ---------------------------------------------------------------------------------------------- Theorem 3.8
 
-@claim(id="sumo.thm3.8", paper=PAPER, source="SUMO, Theorem 3.8 (App. A); paper-claims §1.7",
+@claim(id="sumo.thm3.8", kind="paper", paper=PAPER, source="SUMO, Theorem 3.8 (App. A); paper-claims §1.7",
        statement="On a beta-smooth, bounded non-convex problem SUMO reaches an epsilon-critical point, "
                  "min_t ||G_t||_F^2 <= epsilon, within O(1/epsilon^2) steps.")
 def thm38(ctx):
@@ -870,7 +870,7 @@ def _target_run(prob, name, lr, *, rank, gap, steps, x0_gen, noise_gen, seed, lo
     return losses
 
 
-@claim(id="sumo.svd-vs-ns5", paper=PAPER, source="SUMO, Figure 2 (QNLI) and §4 ('~1.6x faster'); paper-claims §1.8",
+@claim(id="sumo.svd-vs-ns5", kind="reading", paper=PAPER, source="SUMO, Figure 2 (QNLI) and §4 ('~1.6x faster'); paper-claims §1.8",
        statement="SUMO with exact SVD orthogonalisation reaches a target loss in fewer steps than SUMO with "
                  "Newton–Schulz5 and than GaLore on ill-conditioned problems (paper: ~1.6x fewer steps).")
 def svd_vs_ns5(ctx):
@@ -976,7 +976,7 @@ def table1_formulas(m: int, n: int, r: int) -> dict:
             "adamw": 2 * m * n, "galore_m_ge_n": 2 * lo * r + hi * r}
 
 
-@claim(id="sumo.table1", paper=PAPER, source="SUMO, Table 1 (optimizer-state memory); paper-claims §1.6",
+@claim(id="sumo.table1", kind="paper", paper=PAPER, source="SUMO, Table 1 (optimizer-state memory); paper-claims §1.6",
        statement="Optimizer-state sizes per m x n weight at rank r: nr + mr (SUMO), 2nr + mr (GaLore), 2mn (Adam).")
 def table1(ctx):
     """Table 1: optimizer-state memory, measured in bytes after real steps.

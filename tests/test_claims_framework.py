@@ -22,7 +22,7 @@ from claims.registry import (Context, NoMatchError, Outcome, Registry, claim, de
 def make_claim(cid, *, verdict=lambda: V.upper_bound(0.5, 1.0), calls=None, rows=None, exc=None, draw=False):
     """A throwaway claim (never shipped in claims/)."""
 
-    @claim(id=cid, paper="Toy", statement=f"toy statement {cid}", source="test suite")
+    @claim(id=cid, kind="paper", paper="Toy", statement=f"toy statement {cid}", source="test suite")
     def fn(ctx):
         if calls is not None:
             calls.append(cid)
@@ -187,9 +187,11 @@ def test_decorator_and_registry():
         reg.add(make_claim("toy.alpha"))
     for bad in ("Toy.Upper", "toy/x", "", "toy.", "toy x"):
         with pytest.raises(ValueError):
-            claim(id=bad, paper="p", statement="s", source="s")
+            claim(id=bad, kind="paper", paper="p", statement="s", source="s")
     with pytest.raises(ValueError):
-        claim(id="toy.ok", paper="p", statement=" ", source="s")
+        claim(id="toy.ok", kind="paper", paper="p", statement=" ", source="s")
+    with pytest.raises(ValueError, match="kind"):
+        claim(id="toy.ok", kind="guess", paper="p", statement="s", source="s")
 
 
 def test_discovery_imports_every_paper_module(tmp_path, monkeypatch):
@@ -200,11 +202,11 @@ def test_discovery_imports_every_paper_module(tmp_path, monkeypatch):
         from claims.registry import claim, Outcome
         from claims import verdicts as V
 
-        @claim(id="alpha.second", paper="A", statement="s", source="src")
+        @claim(id="alpha.second", kind="paper", paper="A", statement="s", source="src")
         def second(ctx):
             return Outcome({}, {}, V.upper_bound(0, 1))
 
-        @claim(id="alpha.first", paper="A", statement="s", source="src")
+        @claim(id="alpha.first", kind="paper", paper="A", statement="s", source="src")
         def first(ctx):
             return Outcome({}, {}, V.upper_bound(0, 1))
     '''))
@@ -289,7 +291,7 @@ def test_nonfinite_numbers_round_trip(tmp_path):
             {"method": "galore", "seed": 1, "step": 1, "loss": math.nan},
             {"method": "galore", "seed": 1, "step": 2, "loss": np.float32(0.5), "vec": np.arange(3)}]
 
-    @claim(id="toy.nonfinite", paper="Toy", statement="s", source="s")
+    @claim(id="toy.nonfinite", kind="paper", paper="Toy", statement="s", source="s")
     def fn(ctx):
         return Outcome({"steps_to_target": math.inf, "t": torch.tensor([1.0, 2.0])}, {"gap": np.float64(0.1)},
                        V.upper_bound(0, 1), rows=rows)
@@ -367,7 +369,7 @@ def test_execute_returns_outcome_and_checks_type():
     out = runner.execute(make_claim("toy.exec"), scale="quick")
     assert out.verdict == "holds" and V.recompute(out.verdict) == out.verdict
 
-    @claim(id="toy.not-outcome", paper="Toy", statement="s", source="s")
+    @claim(id="toy.not-outcome", kind="paper", paper="Toy", statement="s", source="s")
     def bad(ctx):
         return {"verdict": "holds"}
 

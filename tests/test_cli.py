@@ -22,7 +22,7 @@ def toy_registry(calls=None, interrupt_at=None):
     """Throwaway claims: one holds, one violated, one with a figure (none shipped in claims/)."""
 
     def make(cid, value, bound, with_figure=False):
-        @claim(id=cid, paper="Toy", statement=f"{cid}: value <= bound", source="tests/test_cli.py")
+        @claim(id=cid, kind="paper", paper="Toy", statement=f"{cid}: value <= bound", source="tests/test_cli.py")
         def fn(ctx):
             if calls is not None:
                 calls.append(cid)
@@ -105,7 +105,7 @@ def test_interrupt_then_resume(tmp_path, capsys):
 
 
 def test_strict_flags_errors(tmp_path):
-    @claim(id="toy.cli.raises", paper="Toy", statement="s", source="s")
+    @claim(id="toy.cli.raises", kind="paper", paper="Toy", statement="s", source="s")
     def raises(ctx):
         raise RuntimeError("broken experiment")
 
@@ -234,3 +234,8 @@ def test_result_files_respect_the_umask(tmp_path):
         os.umask(old)
     files = [p for p in tmp_path.rglob("*") if p.is_file()]
     assert files and {p.stat().st_mode & 0o777 for p in files} == {0o664}
+
+
+def test_list_refuses_a_pattern_that_matches_nothing(capsys):
+    assert cli.main(["list", "--only", "toy.cli.holds,nosuch"], registry=toy_registry()) == 2
+    assert "--only 'nosuch' matches no claim" in capsys.readouterr().err
