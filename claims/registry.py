@@ -181,9 +181,11 @@ class Outcome:
 
 # ---------------------------------------------------------------------------------------------- context
 
-def derive_seed(claim_id: str, method: str = "", repetition: int = 0) -> int:
-    """A 63-bit seed from (claim id, method, repetition): stable across runs, machines and Python versions."""
-    key = f"{claim_id}\x1f{method}\x1f{int(repetition)}".encode()
+def derive_seed(claim_id: str, method: str = "", repetition: int = 0, family: int = 0) -> int:
+    """A 63-bit seed from (seed family, claim id, method, repetition): stable across runs, machines and Python
+    versions. Family 0 is the canonical run (its key omits the family, so its seeds predate families)."""
+    prefix = "" if int(family) == 0 else f"family={int(family)}\x1f"
+    key = f"{prefix}{claim_id}\x1f{method}\x1f{int(repetition)}".encode()
     return int.from_bytes(hashlib.sha256(key).digest()[:8], "big") & ((1 << 63) - 1)
 
 
@@ -192,14 +194,18 @@ class Context:
 
     ``scale`` ("quick"/"full"), ``device`` ("cpu"/"cuda[:k]"), ``out_dir`` (this claim's scratch folder,
     created on first use), ``config`` (dict; add the hyper-parameters you use: copied into every row),
-    ``seed/generator/rng(method, repetition)`` (deterministic, distinct per (claim, method, repetition)),
+    ``seed_family`` (``sublab verify --seed-family N``: reseeds every draw; verdicts must not depend on it),
+    ``seed/generator/rng(method, repetition)`` (deterministic, distinct per (family, claim, method, repetition)),
     ``by_scale(quick=..., full=...)`` and ``log(msg)`` (progress line during long runs).
     """
 
     def __init__(self, claim_id: str, *, scale: str = "quick", device: str = "cpu",
-                 out_dir: str | Path | None = None, log: Callable[[str], None] | None = None):
+                 out_dir: str | Path | None = None, log: Callable[[str], None] | None = None, seed_family: int = 0):
         if scale not in SCALES:
             raise ValueError(f"scale must be one of {SCALES}, got {scale!r}")
+        if not isinstance(seed_family, int) or isinstance(seed_family, bool) or seed_family < 0:
+            raise ValueError(f"seed_family={seed_family!r} is invalid; allowed: an integer >= 0")
+        self.seed_family = seed_family
         self.claim_id = claim_id
         self.scale = scale
         self.device = device
@@ -227,7 +233,7 @@ class Context:
         return self._out_dir
 
     def seed(self, method: str = "", repetition: int = 0) -> int:
-        return derive_seed(self.claim_id, method, repetition)
+        return derive_seed(self.claim_id, method, repetition, self.seed_family)
 
     def generator(self, method: str = "", repetition: int = 0, device: str | None = None):
         """A fresh ``torch.Generator`` on ``device`` (default ``ctx.device``) seeded by :meth:`seed`."""
@@ -246,7 +252,8 @@ class Context:
             self._log(f"{self.claim_id}: {msg}")
 
     def __repr__(self) -> str:
-        return f"Context({self.claim_id!r}, scale={self.scale!r}, device={self.device!r})"
+        return (f"Context({self.claim_id!r}, scale={self.scale!r}, device={self.device!r}, "
+                f"seed_family={self.seed_family})")
 
 
 # ---------------------------------------------------------------------------------------------- registry

@@ -240,6 +240,8 @@ def test_seeds_deterministic_and_distinct():
     assert Context("other.claim").seed("galore", 0) != a.seed("galore", 0)
     assert all(0 <= s < 2 ** 63 for s in seeds)
     assert derive_seed("x.y", "m", 3) == 1896956161240907292  # stable across versions and machines
+    assert derive_seed("x.y", "m", 3, family=0) == 1896956161240907292
+    assert len({Context("x.y", seed_family=f).seed("m", 3) for f in range(4)}) == 4
     t1 = torch.randn(4, generator=a.generator("galore", 1))
     t2 = torch.randn(4, generator=b.generator("galore", 1))
     t3 = torch.randn(4, generator=a.generator("galore", 2))
