@@ -55,11 +55,14 @@ def _bounded(name: str, kind):
 
 def _training_options() -> argparse.ArgumentParser:
     """The options shared by ``llama`` and ``roberta`` (a parent parser)."""
+    import subspace
+
     p = argparse.ArgumentParser(add_help=False)
     b = _bounded
     model = p.add_argument_group("model and optimizer")
     model.add_argument("--size", default="tiny", help=SIZES_HELP)
-    model.add_argument("--optimizer", default="adamw", help="a name of subspace.available()")
+    model.add_argument("--optimizer", default="adamw", type=one_of(subspace.available(), "optimizer"),
+                       metavar="NAME", help=f"one of {', '.join(subspace.available())}")
     model.add_argument("--lr", type=b("lr", float), default=1e-3, help="peak learning rate")
     model.add_argument("--rank", type=b("rank", int), help="subspace rank r (default: the preset's)")
     model.add_argument("--update-gap", type=b("update_gap", int),
@@ -119,11 +122,11 @@ def _training_options() -> argparse.ArgumentParser:
     out.add_argument("--checkpoint-every", type=b("checkpoint_every", int), default=0,
                      help="checkpoint every K steps (0: only at the end)")
     out.add_argument("--keep-checkpoints", action="store_true", help="also keep checkpoint-<step>.pt copies")
-    mode = out.add_mutually_exclusive_group()
-    mode.add_argument("--resume", nargs="?", const=True, default=False, metavar="CHECKPOINT",
-                      help="continue the run in --out from OUT/checkpoint.pt, or from the given checkpoint file "
-                           "(default: off, a new run)")
-    mode.add_argument("--overwrite", action="store_true", help="replace the run that --out already holds")
+    out.add_argument("--resume", nargs="?", const=True, default=False, metavar="CHECKPOINT",
+                     help="continue the run in --out from OUT/checkpoint.pt, or from the given checkpoint file "
+                          "(default: off, a new run)")
+    out.add_argument("--overwrite", action="store_true",
+                     help="replace the run that --out already holds (not with --resume)")
     out.add_argument("--quiet", action="store_true", help="no progress lines")
     return p
 

@@ -57,7 +57,7 @@ from records.options import check_device
 from . import checkpoint as ckpt
 from . import data as D
 from . import instruments as I
-from .models import build_llama, build_roberta, selection_groups
+from .models import LLAMA_SIZES, ROBERTA_SIZES, build_llama, build_roberta, selection_groups
 
 __all__ = ["ProbeConfig", "train", "lr_factor", "NonFiniteLoss", "BOUNDS", "RUN_FILES", "read_rows"]
 
@@ -371,7 +371,7 @@ def _claim_output(cfg: ProbeConfig):
         if held and not (cfg.resume or cfg.overwrite):
             raise ValueError(f"out={str(out)!r} already holds a run ({', '.join(held)}); continue it with resume "
                              f"(--resume), replace it with overwrite (--overwrite), or choose another folder")
-        if cfg.overwrite and not cfg.resume:
+        if cfg.overwrite:
             _remove_run(out)
         yield
 
@@ -662,6 +662,13 @@ def _validate(cfg: ProbeConfig) -> None:
         if value is not None and ((lo is not None and value < lo) or (hi is not None and value > hi)):
             allowed = " and ".join(f"{op} {b}" for op, b in ((">=", lo), ("<=", hi)) if b is not None)
             raise ValueError(f"{name}={value!r} is invalid; allowed: {allowed}")
+    if cfg.resume and cfg.overwrite:
+        raise ValueError("resume and overwrite exclude each other: continue the run in out, or replace it")
+    if cfg.model not in ("llama", "roberta"):
+        raise ValueError(f"model={cfg.model!r} is invalid; allowed: llama, roberta")
+    sizes = LLAMA_SIZES if cfg.model == "llama" else ROBERTA_SIZES
+    if cfg.size not in sizes:
+        raise ValueError(f"size={cfg.size!r} is invalid for {cfg.model}; allowed: {', '.join(sizes)}")
     if cfg.warmup is not None and cfg.warmup > cfg.steps:
         raise ValueError(f"warmup={cfg.warmup} is invalid; allowed: at most steps={cfg.steps}")
     if cfg.dtype not in DTYPES:

@@ -127,6 +127,9 @@ BAD_PROBE = [
     (["--dropout", "2"], "argument --dropout: must be a finite number >= 0.0 <= 1.0, got '2'"),
     (["--dropout", "0.1"], "dropout applies to model='roberta' only"),
     (["--batch-size", "3", "--grad-accum", "2"], "batch_size=3 is invalid; allowed: a multiple of"),
+    (["--size", "huge"], "size='huge' is invalid for llama; allowed: tiny, 9m"),
+    (["--optimizer", "nope"], "argument --optimizer: unknown optimizer 'nope'; allowed: adam-sn"),
+    (["--resume", "--overwrite"], "resume and overwrite exclude each other"),
 ]
 
 
@@ -283,8 +286,10 @@ def test_verify_json_that_cannot_be_written_is_refused_before_any_claim_runs(tmp
     assert not (tmp_path / "r" / "claims").exists()
 
 
-def test_figures_with_a_pattern_that_matches_nothing(tmp_path):
+def test_figures_refuse_an_unmatched_pattern_and_a_read_only_folder(tmp_path, read_only):
     (tmp_path / "claims").mkdir()
     (tmp_path / "claims" / "x.a.json").write_text(json.dumps({"id": "x.a", "scale": "quick"}))
     res = sublab("figures", "--results", tmp_path, "--only", "nosuch")
     assert res.returncode == 2 and "--only 'nosuch' matches no claim" in res.stderr
+    res = sublab("figures", "--results", tmp_path, "--out", read_only)
+    assert res.returncode == 2 and "--out" in res.stderr and "not a writable folder" in res.stderr

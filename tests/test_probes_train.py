@@ -135,7 +135,10 @@ def test_cli(tmp_path, capsys):
                               "--opt", "golore_fraction=0.5", "--out", str(tmp_path / "c")])
     assert main(args) == 0
     assert "final_loss" in capsys.readouterr().out
-    assert main(parser.parse_args(["llama", "--optimizer", "nope", "--steps", "1"])) == 2
+    with pytest.raises(SystemExit) as refused:
+        parser.parse_args(["llama", "--optimizer", "nope", "--steps", "1"])
+    assert refused.value.code == 2
+    assert main(parser.parse_args(["llama", "--size", "huge", "--steps", "1"])) == 2
     assert main(parser.parse_args(["llama", "--data", str(tmp_path / "missing.txt"), "--steps", "1"])) == 2
     assert main(parser.parse_args(["llama", "--lr", "1e6", "--warmup", "0", "--steps", "30", "--quiet",
                                    "--seq-len", "16", "--batch-size", "2"])) == 3
