@@ -230,6 +230,10 @@ def main(args) -> int:
     except (ValueError, FileNotFoundError, FolderBusy) as exc:
         print(f"sublab probe: error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # outside the steps (set-up, final evaluation): every file written is whole
+        print("sublab probe: interrupted outside the training steps; the files already written are complete",
+              file=sys.stderr)
+        return 130
     if result["status"] == "interrupted":
         _report_interrupt(cfg, result)
         return 130

@@ -377,6 +377,7 @@ def _claim_output(cfg: ProbeConfig):
 
 
 def _remove_run(out: Path) -> None:
+    """Delete the files of the run in ``out`` (rows, summary, latest and kept checkpoints)."""
     for path in [out / name for name in RUN_FILES] + sorted(out.glob("checkpoint-*.pt")):
         path.unlink(missing_ok=True)
 
@@ -397,7 +398,7 @@ class _ProbeRun:
     """The state of one probe run, shared by the stages of :func:`train`."""
 
     def __init__(self, cfg: ProbeConfig):
-        """Set-up: validate ``cfg``, join the process group, build data, model, optimizer, schedule and row writer."""
+        """Set-up (``cfg`` already validated): join the process group, build data, model, optimizer and schedule."""
         self.cfg = cfg
         self.owns_pg = False
         if int(os.environ.get("WORLD_SIZE", "1")) > 1:
