@@ -36,8 +36,8 @@ import numpy as np
 
 __all__ = [
     "sumo_lemma32_bound", "ns_worst_singular_value", "cubic_ns_error", "cubic_ns_error_bound",
-    "cubic_ns_quadratic_bound", "galore_lemma33_bound", "galore_lemma33_trajectory", "GaLoreLemma33Check",
-    "sumo_lemma31_constant", "Lemma31Constant", "sumo_lemma31_bound", "sumo_lemma31_trajectory", "sumo_delta_threshold",
+    "cubic_ns_quadratic_bound", "galore_lemma33_bound", "galore_lemma33_rate", "galore_lemma33_applies",
+    "galore_lemma33_trajectory", "GaLoreLemma33Check", "sumo_lemma31_constant", "Lemma31Constant", "sumo_lemma31_bound", "sumo_lemma31_trajectory", "sumo_delta_threshold",
     "sumo_remark36_holds", "sumo_lemma33_step_size", "stiefel_projector_mean", "stiefel_residual_expectation",
     "SUBSET_NORM_RATES", "subset_norm_exponents", "subset_norm_regime",
 ]
@@ -139,71 +139,71 @@ def galore_lemma33_bound(sr_parallel: float, perp_over_par: float, eta: float, l
     return float(out) if np.ndim(out) == 0 else out
 
 
+def galore_lemma33_rate(eta: float, lam1: float, lam2: float) -> float:
+    """q = ((1 - eta lam2)/(1 - eta lam1))^2, the per-step factor of the Lemma 3.3 bound (paper-claims §5.1)."""
+    if not (lam1 < lam2):
+        raise ValueError("need lam1 < lam2")
+    return ((1.0 - eta * lam2) / (1.0 - eta * lam1)) ** 2
+
+
+def galore_lemma33_applies(eta: float, lam1: float, lam2: float, lam_max: float) -> bool:
+    """The step-size preconditions of the Lemma 3.3 proof: 1 - eta lam1 != 0 and |1 - eta l| <= |1 - eta lam2| for
+    every eigenvalue l >= lam2 of S (it suffices to check l = lam_max); implied by 0 < eta lam_max <= 1."""
+    if not (lam1 < lam2):
+        raise ValueError("need lam1 < lam2")
+    return (1 - eta * lam1) != 0 and abs(1 - eta * lam_max) <= abs(1 - eta * lam2)
+
+
 @dataclass(frozen=True)
 class GaLoreLemma33Check:
-    """Measured stable rank of G_t and the Lemma 3.3 bound for t - t0 = 0..steps (arrays of length steps + 1)."""
+    """Measured stable rank of G_t and the Lemma 3.3 bound for t - t0 = 0..steps (arrays of length steps + 1), with
+    the spectrum of S and the structure of V1 and G^par the verdicts depend on."""
     stable_rank: np.ndarray
     bound: np.ndarray
     lam1: float
     lam2: float
+    lam_max: float
     eta: float
-    parallel_rank: int
+    v1_dim: int
+    rectangular: bool               # V1 = {P_J X P_K} (``ReversibleGradient.v1_is_rectangular``)
+    parallel_rank: int              # numerical rank of G^par_t0
+    par_fro_share: float            # ||G^par_t0||_F / ||G_t0||_F
+    applies: bool                   # ``galore_lemma33_applies`` (step-size preconditions of the proof)
     max_relative_violation: float   # max_t (sr - bound)/bound, <= 0 when the bound holds
 
 
-def _apply_S(B, C, G):
-    """(1/N) sum_i B_i G C_i, i.e. S vec(G). Along SGD W_t = W_{t-1} + eta G_{t-1} the gradient obeys
-    G_t = G_{t-1} - eta (1/N) sum_i B_i G_{t-1} C_i exactly; propagating G by this recursion (instead of recomputing
-    A - B W C) keeps full relative accuracy as G_t -> 0 (recomputing has a round-off floor of eps ||A||)."""
-    return sum(np.asarray(b, float) @ G @ np.asarray(c, float) for b, c in zip(B, C)) / len(B)
+def galore_lemma33_trajectory(problem, G_t0, eta: float, steps: int) -> GaLoreLemma33Check:
+    """Run GaLore Lemma 3.3's setting on a ``synthetic.ReversibleGradient`` and return measured sr(G_t) next to the
+    bound.
 
-
-def galore_lemma33_trajectory(A: Sequence[np.ndarray], B: Sequence[np.ndarray], C: Sequence[np.ndarray],
-                              W0: np.ndarray, eta: float, steps: int, *, eig_tol: float = 1e-9) -> GaLoreLemma33Check:
-    """Run GaLore Lemma 3.3's setting and return measured sr(G_t) next to the bound.
-
-    G(W) = (1/N) sum_i (A_i - B_i W C_i) (B_i, C_i symmetric PSD), SGD in the paper's sign convention
-    W_t = W_{t-1} + eta G_{t-1}, so vec(G_t) = (I - eta S) vec(G_{t-1}) with S = (1/N) sum_i C_i (x) B_i
-    (column-major vec); G_t is propagated by that recursion (see ``_apply_S``). G^par_{t0} is the projection of
-    vec(G_{t0}) onto the lam1-eigenspace of S (eigenvalues within ``eig_tol * lam_max`` are merged).
+    ``problem``: G(W) = (1/N) sum_i (A_i - B_i W C_i) (B_i, C_i PSD); ``G_t0`` the gradient at t0 (e.g.
+    ``problem.gradient(W0)``, a tensor or array). G_t is propagated by the exact recursion
+    G_t = G_{t-1} - eta S(G_{t-1}) (``problem.trajectory``), the consequence of SGD W_t = W_{t-1} + eta G_{t-1};
+    G^par_t0 = ``problem.project_v1(G_t0)`` (V1 and its tie tolerance: ``synthetic.reversible.TIE_RTOL``).
+    Raises ValueError when lam2 does not exist or G^par_t0 = 0 (the lemma does not apply).
     """
-    from .spectra import stable_rank
+    import torch
+    from synthetic.reversible import matrix_rank, stable_rank
 
-    N = len(A)
-    S = sum(np.kron(np.asarray(c, float), np.asarray(b, float)) for b, c in zip(B, C)) / N
-    lam, Q = np.linalg.eigh(S)
-    tol = eig_tol * max(abs(lam[-1]), 1.0)
-    lam1 = lam[0]
-    distinct = lam[lam > lam1 + tol]
-    if distinct.size == 0:
-        raise ValueError("S has a single distinct eigenvalue; Lemma 3.3 needs lam1 < lam2")
-    lam2 = distinct[0]
-    V1 = Q[:, lam <= lam1 + tol]
-
-    def grad(W):
-        return sum(np.asarray(a, float) - np.asarray(b, float) @ W @ np.asarray(c, float)
-                   for a, b, c in zip(A, B, C)) / N
-
-    W = np.array(W0, dtype=np.float64)
-    G0 = grad(W)
-    G = G0.copy()
-    m, n = G0.shape
-    g_par = V1 @ (V1.T @ G0.flatten(order="F"))
-    G_par = g_par.reshape((m, n), order="F")
-    par_spec2 = np.linalg.norm(G_par, 2) ** 2
+    problem._need_gap()
+    lam1, lam2, lam_max = float(problem.lambda1), float(problem.lambda2), float(problem.lambda_max)
+    G0 = torch.as_tensor(G_t0, dtype=torch.float64)
+    G_par = problem.project_v1(G0)
+    par_spec2 = float(torch.linalg.matrix_norm(G_par, ord=2)) ** 2
     if par_spec2 == 0:
         raise ValueError("G_{t0} has no component in the lam1-eigenspace; the bound is undefined")
-    perp = np.linalg.norm(G0 - G_par) ** 2 / par_spec2
-    sr_par = stable_rank(G_par)
-    srs = [stable_rank(G0)]
-    for _ in range(steps):
-        G = G - eta * _apply_S(B, C, G)
-        srs.append(stable_rank(G))
-    srs = np.asarray(srs)
-    bound = np.asarray(galore_lemma33_bound(sr_par, perp, eta, lam1, lam2, np.arange(steps + 1)))
-    rank_par = int(np.linalg.matrix_rank(G_par, tol=1e-10 * np.linalg.norm(G_par, 2)))
-    return GaLoreLemma33Check(srs, bound, float(lam1), float(lam2), float(eta), rank_par,
-                              float(np.max((srs - bound) / bound)))
+    perp = float((G0 - G_par).square().sum()) / par_spec2
+    srs = np.asarray([stable_rank(G) for G in problem.trajectory(G0, eta, steps)])
+    bound = np.asarray(galore_lemma33_bound(stable_rank(G_par), perp, eta, lam1, lam2, np.arange(steps + 1)))
+    return GaLoreLemma33Check(
+        srs, bound, lam1, lam2, lam_max, float(eta), int(problem.v1_dim), bool(problem.v1_is_rectangular),
+        matrix_rank(G_par, 1e-10), float(G_par.norm() / G0.norm()),
+        galore_lemma33_applies(eta, lam1, lam2, lam_max), float(np.max((srs - bound) / bound)))
+
+
+def _apply_S(B, C, G):
+    """(1/N) sum_i B_i G C_i (NumPy), used only by ``sumo_lemma31_trajectory`` below (SUMO section)."""
+    return sum(np.asarray(b, float) @ G @ np.asarray(c, float) for b, c in zip(B, C)) / len(B)
 
 
 # ---------------------------------------------------------------------------------------------------------------

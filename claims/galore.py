@@ -12,8 +12,9 @@ Ids
 
 Setting shared by the Lemma 3.3 claims (paper-claims §5.1): G(W) = (1/N) sum_i (A_i - B_i W C_i) with constant A_i
 and symmetric PSD B_i, C_i, SGD in the paper's sign W_t = W_{t-1} + eta G_{t-1}, so vec(G_t) = (I - eta S) vec(G_{t-1})
-with S = (1/N) sum_i C_i (x) B_i.  The measurement is ``analysis.bounds.galore_lemma33_trajectory`` (G_t propagated by
-that exact recursion, V1 = lambda_1-eigenspace of S by ``eigh``).
+with S = (1/N) sum_i C_i (x) B_i.  The problem (G, S, its spectrum, V1 with its one tie tolerance, the exact recursion)
+is ``synthetic.ReversibleGradient``; the bound and its trajectory check are ``analysis.bounds.galore_lemma33_trajectory``.
+This module only draws instances, adds the round-off allowance (``lemma33_rtol``) and applies the verdict rules.
 
 Why the literal lemma fails.  The proof writes G_t = (1 - eta l1)^t G_par + (faster components) and uses
 ||G_t||_2 >= (1 - eta l1)^t ||G_par||_2.  That holds when V1 = span{u_j v_k^T : j in J, k in K} ("rectangular", e.g.
@@ -47,7 +48,7 @@ from claims.runtime import single_thread as _single_thread
 PAPER = "GaLore"
 U64 = np.finfo(np.float64).eps / 2  # unit round-off of float64
 
-__all__ = ["explicit_lemma33_case", "random_psd", "v1_basis", "is_rectangular", "lemma33_rtol", "lemma33_instance",
+__all__ = ["explicit_lemma33_case", "random_psd", "problem_of", "lemma33_rtol", "lemma33_instance",
            "block_rectangular_instance", "thm38_run", "thm38_wdep_explicit", "thm38_wdep_random"]
 
 
@@ -64,29 +65,6 @@ def random_psd(rng, k: int, rank: int) -> np.ndarray:
     """X X^T with X a k x rank standard Gaussian matrix: PSD of the given rank (singular when rank < k)."""
     X = rng.standard_normal((k, rank))
     return X @ X.T
-
-
-def _S(B, C):
-    return sum(np.kron(np.asarray(c, float), np.asarray(b, float)) for b, c in zip(B, C)) / len(B)
-
-
-def v1_basis(B, C, eig_tol: float = 1e-9):
-    """Orthonormal basis (m n x d, column-major vec) of the lambda_1-eigenspace of S, with the spectrum; eigenvalues
-    within ``eig_tol * max(|lam_max|, 1)`` of the smallest are merged, as ``galore_lemma33_trajectory`` does."""
-    lam, Qm = np.linalg.eigh(_S(B, C))
-    tol = eig_tol * max(abs(lam[-1]), 1.0)
-    return Qm[:, lam <= lam[0] + tol], lam
-
-
-def is_rectangular(V1: np.ndarray, m: int, n: int, rtol: float = 1e-8) -> bool:
-    """Is span(V1) = {P_J X P_K} for subspaces J, K?  With J = sum of the column spaces and K = sum of the row spaces
-    of the basis matrices, span(V1) is contained in the d_J d_K-dimensional space {P_J X P_K}; equality iff
-    dim V1 = d_J d_K."""
-    mats = [V1[:, l].reshape((m, n), order="F") for l in range(V1.shape[1])]
-    cols = np.concatenate(mats, axis=1)
-    rows = np.concatenate([M.T for M in mats], axis=1)
-    rank = lambda X: int(np.linalg.matrix_rank(X, tol=rtol * max(np.linalg.norm(X, 2), 1e-300)))
-    return V1.shape[1] == rank(cols) * rank(rows)
 
 
 def lemma33_rtol(m: int, n: int, N: int, steps: int, eta: float, nu: float, par_fro_share: float,
@@ -108,24 +86,27 @@ def lemma33_rtol(m: int, n: int, N: int, steps: int, eta: float, nu: float, par_
     return float(prop + eig + 8.0 * (m + n) * U64)
 
 
-def lemma33_instance(A, B, C, W0, eta: float, steps: int) -> dict:
-    """Run Lemma 3.3's setting on one instance: measured sr(G_t), the bound, the relative excess and its round-off
-    allowance, plus the structure of V1 (dimension, rectangular or not) and of G_par (rank)."""
+def problem_of(A, B, C):
+    """The instance as a ``synthetic.ReversibleGradient`` (the one implementation of G, S, V1 and the recursion)."""
+    from synthetic import ReversibleGradient
+    return ReversibleGradient.from_arrays(A, B, C)
+
+
+def lemma33_instance(problem, eta: float, steps: int, W0=None) -> dict:
+    """Run Lemma 3.3's setting on one instance (``analysis.bounds.galore_lemma33_trajectory`` from G_t0 =
+    G(W0), W0 = 0 by default): measured sr(G_t), the bound, the relative excess and its round-off allowance
+    (``lemma33_rtol``), plus the structure of V1 (dimension, rectangular or not) and of G_par (rank)."""
+    import torch
     from analysis.bounds import galore_lemma33_trajectory
-    chk = galore_lemma33_trajectory(A, B, C, W0, eta, steps)
-    m, n = np.asarray(A[0]).shape
-    N = len(A)
-    V1, lam = v1_basis(B, C)
-    G0 = sum(np.asarray(a, float) - np.asarray(b, float) @ W0 @ np.asarray(c, float) for a, b, c in zip(A, B, C)) / N
-    g = G0.flatten(order="F")
-    par = V1 @ (V1.T @ g)
-    nu = float(np.mean([np.linalg.norm(b) * np.linalg.norm(c) for b, c in zip(B, C)]))
-    rtol = lemma33_rtol(m, n, N, steps, eta, nu, float(np.linalg.norm(par) / np.linalg.norm(g)), float(lam[-1]),
-                        chk.lam2 - chk.lam1)
+    m, n, N = problem.m, problem.n, problem.N
+    W0 = torch.zeros(m, n, dtype=torch.float64) if W0 is None else torch.as_tensor(W0, dtype=torch.float64)
+    chk = galore_lemma33_trajectory(problem, problem.gradient(W0), eta, steps)
+    nu = float((torch.linalg.matrix_norm(problem.B.double()) * torch.linalg.matrix_norm(problem.C.double())).mean())
+    rtol = lemma33_rtol(m, n, N, steps, eta, nu, chk.par_fro_share, chk.lam_max, chk.lam2 - chk.lam1)
     rel = (chk.stable_rank - chk.bound) / chk.bound
     t_star = int(np.argmax(rel))
-    return {"m": m, "n": n, "N": N, "eta": float(eta), "lam1": chk.lam1, "lam2": chk.lam2, "lam_max": float(lam[-1]),
-            "v1_dim": int(V1.shape[1]), "rectangular": is_rectangular(V1, m, n), "par_rank": chk.parallel_rank,
+    return {"m": m, "n": n, "N": N, "eta": float(eta), "lam1": chk.lam1, "lam2": chk.lam2, "lam_max": chk.lam_max,
+            "v1_dim": chk.v1_dim, "rectangular": chk.rectangular, "par_rank": chk.parallel_rank,
             "sr": chk.stable_rank, "bound": chk.bound, "ratio_max": float(np.max(chk.stable_rank / chk.bound)),
             "excess": float(rel[t_star]), "t_star": t_star, "rtol": rtol}
 
@@ -146,9 +127,9 @@ def _draw_general(rng, m, n, N):
     B = [random_psd(rng, m, int(r)) for r in rb]
     C = [random_psd(rng, n, int(r)) for r in rc]
     A = [rng.standard_normal((m, n)) for _ in range(N)]
-    lam_max = float(np.linalg.eigvalsh(_S(B, C))[-1])
-    eta = float(rng.uniform(0.1, 1.0)) / lam_max
-    return A, B, C, np.zeros((m, n)), eta, rb.tolist(), rc.tolist()
+    problem = problem_of(A, B, C)
+    eta = float(rng.uniform(0.1, 1.0)) / problem.lambda_max
+    return problem, A, B, C, eta, rb.tolist(), rc.tolist()
 
 
 def _traj_rows(method, res, seed=0, **extra):
@@ -205,9 +186,9 @@ def lemma33(ctx):
         n_viol = n_rect = n_rect_viol = n_ok = 0
         worst = None
         for k in range(draws):
-            A, B, C, W0, eta, rb, rc = _draw_general(rng, m, n, N)
+            problem, A, B, C, eta, rb, rc = _draw_general(rng, m, n, N)
             try:
-                res = lemma33_instance(A, B, C, W0, eta, steps)
+                res = lemma33_instance(problem, eta, steps)
             except ValueError:  # l1 = l2 (S a multiple of I) or G_par = 0: the lemma does not apply
                 skipped += 1
                 continue
@@ -230,7 +211,8 @@ def lemma33(ctx):
         if worst is not None and smallest is None:
             smallest = worst
     # the explicit hand-made case
-    ex = lemma33_instance(*explicit_lemma33_case(), steps=10)
+    A_ex, B_ex, C_ex, W0_ex, eta_ex = explicit_lemma33_case()
+    ex = lemma33_instance(problem_of(A_ex, B_ex, C_ex), eta_ex, 10, W0=W0_ex)
     rows += _traj_rows("explicit", ex)
     parts = [V.upper_bound(ratios, 1.0, rtol=max(tols), name=f"max_t sr(G_t)/bound_t over {len(ratios)} random "
                                                                  f"instances"),
@@ -335,13 +317,12 @@ def lemma33_rectangular(ctx):
     Haar eigenbases, lambda_1 cell block of random shape (p, q) != (m, n)), m, n in 2..6, N in 1..4, gap 0.5,
     spread 1; (b) ``block_rectangular_instance``: rectangular V1 but non-shared eigenbases outside V1.  W0 = 0, A_i
     Gaussian, eta = u/lam_max(S), u ~ U(0.1, 1]; quick 60 + 60 instances x T = 30 steps, full 1000 + 1000 x T = 100.
-    Each instance is checked to have a rectangular V1 (``is_rectangular`` on the computed V1) and eta l_max <= 1.
+    Each instance is checked to have a rectangular V1 (``ReversibleGradient.v1_is_rectangular`` on the V1 computed by ``eigh``) and eta l_max <= 1.
     Rule: ``upper_bound`` of max_t sr(G_t)/bound_t by 1, rtol = the largest per-instance round-off allowance
     (``lemma33_rtol``, from float64 eps, the trajectory length and the dimensions), wrapped in ``provided`` (every
     instance has rectangular V1).  Holds iff no instance exceeds it.
     """
-    import torch
-    from synthetic import ReversibleLayer
+    from synthetic import ReversibleGradient, ReversibleLayer
     steps = ctx.by_scale(quick=30, full=100)
     per_family = ctx.by_scale(quick=60, full=1000)
     ctx.config.update({"steps": steps, "instances_per_family": per_family, "W0": "0", "eta": "U(0.1,1]/lam_max(S)"})
@@ -359,15 +340,12 @@ def lemma33_rectangular(ctx):
                     p = m - 1
                 if family == "shared-eigenbases":
                     layer = ReversibleLayer.random(m, n, N, ctx.generator(family, k, device="cpu"), v1_shape=(p, q))
-                    A = [a.numpy() for a in layer.A]
-                    B = [b.numpy() for b in layer.B]
-                    C = [c.numpy() for c in layer.C]
-                    lam_max = layer.lambda_max
+                    # the dense problem (eigh of S), so rectangularity is checked on the computed V1
+                    problem = ReversibleGradient(layer.A, layer.B, layer.C)
                 else:
-                    A, B, C = block_rectangular_instance(rng, m, n, N, p, q)
-                    lam_max = float(np.linalg.eigvalsh(_S(B, C))[-1])
-                eta = float(rng.uniform(0.1, 1.0)) / lam_max
-                res = lemma33_instance(A, B, C, np.zeros((m, n)), eta, steps)
+                    problem = problem_of(*block_rectangular_instance(rng, m, n, N, p, q))
+                eta = float(rng.uniform(0.1, 1.0)) / problem.lambda_max
+                res = lemma33_instance(problem, eta, steps)
                 ratios.append(res["ratio_max"])
                 tols.append(res["rtol"])
                 all_rect.append(res["rectangular"] and eta * res["lam_max"] <= 1 + 1e-12)

@@ -23,6 +23,20 @@ like C^{-t}, C = (max(beta, 1-eta l1) / max(beta, 1-eta l2))^2 > 1 only when 1 -
 both rates are conservative: the residual is 4th order in the components sharing u_1's row or v_1's column, and
 decays about 2-3x faster in the exponent (measured).
 
+This module is the ONE implementation of the problem: the gradient, S (``apply_S``, ``S_matrix``), its spectrum, the
+lambda_1-eigenspace V1 (``v1_basis``, ``project_v1``, ``v1_is_rectangular``) and the exact recursion
+G_t = G_{t-1} - eta S(G_{t-1}) (``trajectory``). The Lemma 3.3 bound and its trajectory check are in
+``analysis.bounds`` (``galore_lemma33_bound``, ``galore_lemma33_trajectory``), built on these classes; the claims in
+``claims/galore.py`` only call them.
+
+Tie tolerance (one, ``TIE_RTOL`` = 1e-9). An eigenvalue of S counts as lambda_1 iff it lies within
+TIE_RTOL * max|eigenvalue| of the smallest. Origin: ``eigh`` of the symmetric mn x mn matrix S returns eigenvalues
+with absolute error <= c mn u ||S||_2 (u = 2^-53; c a small constant), i.e. <= ~5e-13 ||S||_2 even at
+m n = MAX_DENSE_DIM, so exact ties (singular B_i, C_i, repeated factors) are merged with three orders of margin,
+while a genuine gap below 1e-9 ||S||_2 (probability ~1e-9 per pair for continuous random draws) would be merged
+too: the tolerance sits between round-off and any gap a random instance produces. It is relative (S -> c S leaves V1
+unchanged). ``ReversibleLayer`` applies it to its exact eigenvalue grid.
+
 ``ReversibleLayer`` builds B_i = U diag(b_i) U^T, C_i = V diag(c_i) V^T from shared orthonormal bases U, V, so S has the
 KNOWN eigenvalues Lambda[j, k] = (1/N) sum_i b_i[j] c_i[k] with eigenvectors u_j v_k^T (all decomposable, so a
 one-dimensional V1 gives a rank-one limit, GaLore Cor. 3.5). ``TwoLayerNet`` gives the same form for bias-free
@@ -40,9 +54,20 @@ from subspace import stiefel
 from ._checks import as_generator, check_dtype, check_int, check_matrix, check_real
 
 __all__ = ["ReversibleGradient", "ReversibleLayer", "TwoLayerNet", "stable_rank", "rank_one_residual",
-           "moment_trajectory", "MAX_DENSE_DIM"]
+           "moment_trajectory", "MAX_DENSE_DIM", "TIE_RTOL", "RANK_RTOL"]
 
 MAX_DENSE_DIM = 4096  # largest m*n for which S is formed densely
+#: Relative tolerance merging eigenvalues of S into lambda_1 (module docstring: between eigh round-off and any gap).
+TIE_RTOL = 1e-9
+#: Relative singular-value cut for the numerical ranks used by ``v1_is_rectangular`` and ``matrix_rank``: the basis
+#: of V1 is exact to ~sqrt(mn) u / (relative gap) (Davis-Kahan), far below 1e-8 for every instance the claims use.
+RANK_RTOL = 1e-8
+
+
+def matrix_rank(X: torch.Tensor, rtol: float = RANK_RTOL) -> int:
+    """Number of singular values of X above ``rtol`` times the largest (0 for X = 0)."""
+    s = torch.linalg.svdvals(X.detach().double())
+    return int((s > rtol * float(s[0])).sum()) if s.numel() and float(s[0]) > 0 else 0
 
 
 def stable_rank(G: torch.Tensor) -> float:
@@ -91,10 +116,11 @@ class ReversibleGradient:
     """G(W) = (1/N) sum_i (A_i - B_i W C_i) with constant A_i and PSD B_i, C_i (GaLore eq. (8)).
 
     The spectrum of S is computed densely (m*n <= MAX_DENSE_DIM); eigenvalues within ``tie_rtol * max|eig|`` of the
-    smallest count as lambda_1. Subclasses with a known spectrum override ``eigenvalues`` and ``project_v1``.
+    smallest count as lambda_1 (``TIE_RTOL``, module docstring). Subclasses with a known spectrum override
+    ``eigenvalues``, ``v1_basis`` and ``project_v1``. ``from_arrays`` takes lists of NumPy arrays.
     """
 
-    def __init__(self, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor, *, tie_rtol: float = 1e-9,
+    def __init__(self, A: torch.Tensor, B: torch.Tensor, C: torch.Tensor, *, tie_rtol: float = TIE_RTOL,
                  check_psd: bool = True):
         A = _check_stack(A, "A")
         N, m, n = A.shape
@@ -112,6 +138,12 @@ class ReversibleGradient:
         self.N, self.m, self.n = N, m, n
         self.dtype = A.dtype
         self._dense = None
+
+    @classmethod
+    def from_arrays(cls, A, B, C, **kwargs) -> "ReversibleGradient":
+        """The problem from sequences of N matrices each (NumPy arrays or tensors), stacked in float64."""
+        stack = lambda seq: torch.stack([torch.as_tensor(x, dtype=torch.float64) for x in seq])
+        return cls(stack(A), stack(B), stack(C), **kwargs)
 
     # ------------------------------------------------------------------------------------------- oracle
     def gradient(self, W: torch.Tensor) -> torch.Tensor:
@@ -173,12 +205,44 @@ class ReversibleGradient:
         """Dimension of the lambda_1 eigenspace V1."""
         return self._dense_spectrum()[4]
 
+    @property
+    def v1_basis(self) -> torch.Tensor:
+        """Orthonormal basis of V1, (mn x v1_dim) float64, in column-major vec (column l is vec of a matrix)."""
+        return self._dense_spectrum()[1]
+
+    def v1_matrices(self) -> list[torch.Tensor]:
+        """The basis of V1 as m x n matrices."""
+        E1 = self.v1_basis
+        return [E1[:, l].reshape(self.n, self.m).mT for l in range(E1.shape[1])]
+
+    @property
+    def v1_is_rectangular(self) -> bool:
+        """Is V1 = {P_J X P_K : X} for subspaces J, K?  With J (K) the sum of the column (row) spaces of V1's basis
+        matrices, V1 lies in the (dim J dim K)-dimensional space {P_J X P_K}; equality iff dim V1 = dim J dim K.
+        Ranks by ``matrix_rank`` (``RANK_RTOL``)."""
+        mats = self.v1_matrices()
+        return len(mats) == matrix_rank(torch.cat(mats, 1)) * matrix_rank(torch.cat([M.mT for M in mats], 1))
+
     def project_v1(self, G: torch.Tensor) -> torch.Tensor:
         """G^par: orthogonal (Frobenius) projection of G onto the lambda_1 eigenspace V1 of S."""
         check_matrix(G, (self.m, self.n), "G")
-        E1 = self._dense_spectrum()[1]
+        E1 = self.v1_basis
         v = G.detach().double().mT.reshape(-1)
         return (E1 @ (E1.mT @ v)).reshape(self.n, self.m).mT.to(G.dtype)
+
+    def trajectory(self, G_t0: torch.Tensor, eta: float, steps: int) -> list[torch.Tensor]:
+        """[G_t0, ..., G_{t0+steps}] by the exact recursion G_t = G_{t-1} - eta S(G_{t-1}) (float64).
+
+        Along SGD W_t = W_{t-1} + eta G_{t-1} this is the gradient exactly; propagating G (instead of recomputing
+        A - B W C, which has a round-off floor of eps ||A||) keeps full relative accuracy as G_t -> 0."""
+        eta = check_real(eta, "eta", minimum=0.0, strict_min=True)
+        steps = check_int(steps, "steps", minimum=0)
+        G = check_matrix(G_t0, (self.m, self.n), "G_t0").detach().double()
+        out = [G]
+        for _ in range(steps):
+            G = G - eta * self.apply_S(G)
+            out.append(G)
+        return out
 
     def evolve(self, G: torch.Tensor, eta: float, steps: int) -> torch.Tensor:
         """(I - eta S)^steps applied to G: the exact G_{t0+steps} of the SGD recursion started at G_t0 = G."""
@@ -208,38 +272,10 @@ class ReversibleGradient:
         """Moments M_t = beta M_{t-1} + G_t (or the EMA form) of the G_t of ``sgd_trajectory`` (SUMO Lemma 3.1)."""
         return moment_trajectory(self.sgd_trajectory(W0, eta, steps), beta, ema=ema)
 
-    # ------------------------------------------------------------------------------------------- GaLore Lemma 3.3
+    # ------------------------------------------------------------------------------------------- spectral gap
     def _need_gap(self) -> None:
         if not self.lambda2 == self.lambda2:
             raise ValueError("S has a single distinct eigenvalue: lambda_2 does not exist")
-
-    def lemma33_rate(self, eta: float) -> float:
-        """q = ((1 - eta lambda_2) / (1 - eta lambda_1))^2, the per-step factor of GaLore Lemma 3.3."""
-        eta = check_real(eta, "eta", minimum=0.0, strict_min=True)
-        self._need_gap()
-        return ((1 - eta * self.lambda2) / (1 - eta * self.lambda1)) ** 2
-
-    def lemma33_applies(self, eta: float) -> bool:
-        """Preconditions of the Lemma 3.3 proof: 1 - eta l1 != 0 and |1 - eta l| <= |1 - eta l2| for all l >= l2."""
-        eta = check_real(eta, "eta", minimum=0.0, strict_min=True)
-        self._need_gap()
-        return (1 - eta * self.lambda1) != 0 and abs(1 - eta * self.lambda_max) <= abs(1 - eta * self.lambda2)
-
-    def lemma33_bound(self, G_t0: torch.Tensor, eta: float, steps: int) -> torch.Tensor:
-        """sr(G^par_t0) + q^{t-t0} ||G_t0 - G^par_t0||_F^2 / ||G^par_t0||_2^2 for t - t0 = 0..steps (float64).
-
-        Infinite when G^par_t0 = 0 (the lemma is then vacuous).
-        """
-        q = self.lemma33_rate(eta)
-        steps = check_int(steps, "steps", minimum=0)
-        G = G_t0.detach().double()
-        par = self.project_v1(G)
-        spec = float(torch.linalg.matrix_norm(par, ord=2))
-        t = torch.arange(steps + 1, dtype=torch.float64)
-        if spec == 0.0:
-            return torch.full((steps + 1,), math.inf, dtype=torch.float64)
-        ratio = float((G - par).square().sum()) / spec ** 2
-        return stable_rank(par) + q ** t * ratio
 
     # ------------------------------------------------------------------------------------------- SUMO Lemma 3.1
     def sumo_rate(self, eta: float, beta: float) -> float:
@@ -291,11 +327,11 @@ class ReversibleLayer(ReversibleGradient):
     Lambda[j, k] is u_j v_k^T. V1 = span{u_j v_k^T : Lambda[j, k] = lambda_1} and G^par = U (mask * (U^T G V)) V^T.
     When the lambda_1 cells form a rectangle J x K (``v1_is_rectangular``; always so for ``random``) this is the
     two-sided projection U_J U_J^T G V_K V_K^T, so ||G||_2 >= ||G^par||_2 and Lemma 3.3 holds under
-    ``lemma33_applies``; for other masks the literal lemma can fail (module docstring).
+    ``analysis.bounds.galore_lemma33_applies``; for other masks the literal lemma can fail (module docstring).
     """
 
     def __init__(self, A: torch.Tensor, b: torch.Tensor, c: torch.Tensor, U: torch.Tensor, V: torch.Tensor, *,
-                 tie_rtol: float = 1e-12):
+                 tie_rtol: float = TIE_RTOL):
         A = _check_stack(A, "A")
         N, m, n = A.shape
         dtype = A.dtype
@@ -390,6 +426,12 @@ class ReversibleLayer(ReversibleGradient):
     def v1_rank(self) -> int:
         """Largest possible rank of G^par: min(#rows, #cols) touched by the lambda_1 cells of the grid."""
         return min(int(self.v1_mask.any(1).sum()), int(self.v1_mask.any(0).sum()))
+
+    @property
+    def v1_basis(self) -> torch.Tensor:
+        """vec(u_j v_k^T) = v_k (x) u_j for the lambda_1 cells (j, k) of the grid (orthonormal, column-major vec)."""
+        cells = torch.nonzero(self.v1_mask)
+        return torch.stack([torch.kron(self.V[:, k], self.U[:, j]) for j, k in cells.tolist()], 1)
 
     def project_v1(self, G: torch.Tensor) -> torch.Tensor:
         check_matrix(G, (self.m, self.n), "G")

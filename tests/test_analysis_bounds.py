@@ -125,14 +125,22 @@ def _galore_setting(seed, m, n, N):
     return As, Bs, Cs, rng.standard_normal((m, n)), eta
 
 
+def _galore_run(setting, steps):
+    """The setting as a synthetic.ReversibleGradient, run from G_t0 = G(W0) by analysis.bounds."""
+    import torch
+    from synthetic import ReversibleGradient
+    As, Bs, Cs, W0, eta = setting
+    P = ReversibleGradient.from_arrays(As, Bs, Cs)
+    return galore_lemma33_trajectory(P, P.gradient(torch.as_tensor(W0)), eta, steps)
+
+
 @given(st.integers(0, 2 ** 32 - 1), st.integers(1, 4), st.integers(1, 4))
 def test_galore_lemma33_holds_for_single_sample(seed, m, n):
     """TRUE for N = 1: S = C (x) B has decomposable eigenvectors, so G^par has rank one and
     ||G_t||_2 >= (1 - eta lam1)^t ||G^par||_2; then the stated bound follows (0 < eta lam_max < 1)."""
     assume(m * n >= 2)
-    As, Bs, Cs, W0, eta = _galore_setting(seed, m, n, 1)
     try:
-        r = galore_lemma33_trajectory(As, Bs, Cs, W0, eta, 30)
+        r = _galore_run(_galore_setting(seed, m, n, 1), 30)
     except ValueError:  # single distinct eigenvalue or no parallel component: lemma does not apply
         assume(False)
     assume(r.lam2 - r.lam1 > 1e-6 * r.lam2)
@@ -145,11 +153,11 @@ def test_finding_galore_lemma33_fails_when_parallel_part_has_rank_two():
     and ||G_t||_2 < ||G^par_t||_2 is possible: the bound fails already at t = t0 (seed 496: 1.3796 vs 1.3690,
     +0.78%) and asymptotically (seed 1142: +0.28% at t - t0 = 50), since the spectral cross term is first order
     in ((1 - eta lam2)/(1 - eta lam1))^t while the bound's slack is second order."""
-    r = galore_lemma33_trajectory(*_galore_setting(496, 2, 2, 2), 50)
-    assert r.parallel_rank == 2
+    r = _galore_run(_galore_setting(496, 2, 2, 2), 50)
+    assert r.parallel_rank == 2 and not r.rectangular
     assert r.stable_rank[0] == pytest.approx(1.37958, abs=1e-4) and r.bound[0] == pytest.approx(1.36897, abs=1e-4)
     assert r.max_relative_violation > 5e-3
-    r = galore_lemma33_trajectory(*_galore_setting(1142, 2, 2, 2), 50)
+    r = _galore_run(_galore_setting(1142, 2, 2, 2), 50)
     rel = (r.stable_rank - r.bound) / r.bound
     assert rel[50] > 2e-3 and np.all(rel[40:] > 0)
 
@@ -159,6 +167,9 @@ def test_galore_lemma33_bound_formula():
     assert galore_lemma33_bound(1.0, 2.0, 0.1, 1.0, 3.0, 1) == pytest.approx(1.0 + (0.7 / 0.9) ** 2 * 2.0)
     with pytest.raises(ValueError):
         galore_lemma33_bound(1.0, 2.0, 0.1, 3.0, 1.0, 1)
+    from analysis.bounds import galore_lemma33_applies, galore_lemma33_rate
+    assert galore_lemma33_rate(0.3, 0.5, 1.0) == pytest.approx((0.7 / 0.85) ** 2)
+    assert galore_lemma33_applies(0.3, 0.5, 1.0, 2.0) and not galore_lemma33_applies(5.0, 0.5, 1.0, 2.0)
 
 
 # ------------------------------------------------------------------------------------------------ SUMO Lemma 3.1

@@ -15,6 +15,7 @@ from claims import galore as CG
 from claims import verdicts as V
 from claims.registry import default_registry
 from claims.runner import execute
+from synthetic import ReversibleGradient
 
 IDS = ("galore.lemma3.3", "galore.lemma3.3-rectangular", "galore.thm3.8", "galore.thm3.8-corrected")
 
@@ -63,7 +64,7 @@ def test_lemma33_literal_is_violated_by_a_2x2_n1_instance(outcomes):
     A = [np.asarray(a) for a in sc["A"]]
     B = [np.asarray(b) for b in sc["B"]]
     C = [np.asarray(c) for c in sc["C"]]
-    chk = galore_lemma33_trajectory(A, B, C, np.zeros((2, 2)), sc["eta"], 20)
+    chk = galore_lemma33_trajectory(ReversibleGradient.from_arrays(A, B, C), sum(A) / len(A), sc["eta"], 20)
     t = sc["t_star"]
     assert chk.stable_rank[t] > chk.bound[t] * 1.01
     assert math.isclose(chk.stable_rank[t], sc["sr_at_t_star"], rel_tol=1e-8)
@@ -83,12 +84,19 @@ def test_lemma33_explicit_case_closed_form(outcomes):
 
 def test_is_rectangular_detects_cross_and_block():
     A, B, C, W0, eta = CG.explicit_lemma33_case()
-    V1, _ = CG.v1_basis(B, C)
-    assert V1.shape[1] == 3 and not CG.is_rectangular(V1, 2, 2)
+    P = CG.problem_of(A, B, C)
+    assert P.v1_dim == 3 and not P.v1_is_rectangular
     rng = np.random.default_rng(0)
-    A, B, C = CG.block_rectangular_instance(rng, 4, 3, 2, 2, 1)
-    V1, _ = CG.v1_basis(B, C)
-    assert V1.shape[1] == 2 and CG.is_rectangular(V1, 4, 3)
+    P = CG.problem_of(*CG.block_rectangular_instance(rng, 4, 3, 2, 2, 1))
+    assert P.v1_dim == 2 and P.v1_is_rectangular
+
+
+def test_claims_module_has_no_second_implementation():
+    """Item 16 of issue 10: G, S, V1 and the recursion live in synthetic.reversible, the bound in analysis.bounds."""
+    import inspect
+    src = inspect.getsource(CG)
+    for banned in ("np.kron(np.asarray(c", "def v1_basis", "def is_rectangular", "def _S(", "eigh("):
+        assert banned not in src, banned
 
 
 # ------------------------------------------------------------------------------------------- Lemma 3.3 (rectangular)
@@ -123,15 +131,15 @@ def test_property_rectangular_lemma33_shared_bases(params, steps):
     layer = ReversibleLayer.random(m, n, N, torch.Generator().manual_seed(seed), v1_shape=(p, q), gap=gap)
     assert layer.v1_is_rectangular
     eta = frac / layer.lambda_max
-    A = [a.numpy() for a in layer.A]
-    res = CG.lemma33_instance(A, [b.numpy() for b in layer.B], [c.numpy() for c in layer.C], np.zeros((m, n)), eta,
-                              steps)
+    res = CG.lemma33_instance(ReversibleGradient(layer.A, layer.B, layer.C), eta, steps)
     assert res["rectangular"]
     assert res["ratio_max"] <= 1 + res["rtol"]
-    # the same problem written twice: the synthetic closed form of the bound equals the analysis one
-    G0 = layer.A.mean(0)
-    syn = layer.lemma33_bound(G0, eta, steps).numpy()
-    np.testing.assert_allclose(syn, res["bound"], rtol=1e-9)
+    # the same problem written twice: the known-spectrum layer (closed-form V1) gives the dense problem's bound
+    from analysis.bounds import galore_lemma33_trajectory
+    known = galore_lemma33_trajectory(layer, layer.A.mean(0), eta, steps)
+    assert known.rectangular and known.v1_dim == res["v1_dim"] == p * q
+    np.testing.assert_allclose(known.bound, res["bound"], rtol=1e-9)
+    np.testing.assert_allclose(known.stable_rank, res["sr"], rtol=1e-9)
 
 
 @given(st.integers(2, 5), st.integers(2, 5), st.integers(1, 3), st.data())
@@ -140,10 +148,8 @@ def test_property_rectangular_lemma33_nonshared_bases(m, n, N, data):
     p, q = data.draw(st.integers(1, m)), data.draw(st.integers(1, n))
     assume((p, q) != (m, n))
     rng = np.random.default_rng(data.draw(st.integers(0, 2 ** 32 - 1)))
-    A, B, C = CG.block_rectangular_instance(rng, m, n, N, p, q, gap=data.draw(st.floats(0.05, 1.0)))
-    lam_max = float(np.linalg.eigvalsh(CG._S(B, C))[-1])
-    eta = data.draw(st.floats(0.05, 1.0)) / lam_max
-    res = CG.lemma33_instance(A, B, C, np.zeros((m, n)), eta, 30)
+    P = CG.problem_of(*CG.block_rectangular_instance(rng, m, n, N, p, q, gap=data.draw(st.floats(0.05, 1.0))))
+    res = CG.lemma33_instance(P, data.draw(st.floats(0.05, 1.0)) / P.lambda_max, 30)
     assert res["rectangular"] and res["v1_dim"] == p * q
     assert res["ratio_max"] <= 1 + res["rtol"]
 
@@ -153,10 +159,10 @@ def test_property_n1_positive_definite_never_violates(m, n, seed, frac):
     """N = 1 with positive definite B, C: S = C (x) B has a rectangular V1, so the literal bound holds."""
     rng = np.random.default_rng(seed)
     B, C = [CG.random_psd(rng, m, m) + 1e-3 * np.eye(m)], [CG.random_psd(rng, n, n) + 1e-3 * np.eye(n)]
-    lam = np.linalg.eigvalsh(CG._S(B, C))
+    P = CG.problem_of([rng.standard_normal((m, n))], B, C)
+    lam = P.eigenvalues.numpy()
     assume(lam[1] - lam[0] > 1e-6 * lam[-1])
-    A = [rng.standard_normal((m, n))]
-    res = CG.lemma33_instance(A, B, C, np.zeros((m, n)), frac / lam[-1], 20)
+    res = CG.lemma33_instance(P, frac / lam[-1], 20)
     assert res["rectangular"] and res["ratio_max"] <= 1 + res["rtol"]
 
 

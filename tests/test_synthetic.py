@@ -245,6 +245,22 @@ def lemma33_cases(draw):
             draw(st.floats(0.05, 2.0)), draw(st.floats(0.0, 3.0)))
 
 
+def _applies(P, eta):
+    from analysis.bounds import galore_lemma33_applies
+    return galore_lemma33_applies(eta, P.lambda1, P.lambda2, P.lambda_max)
+
+
+def _bound(P, G_t0, eta, steps):
+    """The Lemma 3.3 bound from analysis.bounds (the one implementation), as a float64 tensor."""
+    from analysis.bounds import galore_lemma33_trajectory
+    return torch.as_tensor(galore_lemma33_trajectory(P, G_t0, eta, steps).bound, dtype=F64)
+
+
+def galore_lemma33_rate(eta, l1, l2):
+    from analysis.bounds import galore_lemma33_rate as rate
+    return rate(eta, l1, l2)
+
+
 class TestReversible:
     @pytest.mark.parametrize("m,n,N,shape", [(3, 2, 1, (1, 1)), (4, 3, 3, (2, 1)), (3, 4, 2, (2, 3)),
                                              (5, 5, 4, (1, 1))])
@@ -265,6 +281,16 @@ class TestReversible:
         np.testing.assert_allclose(D.eigenvalues.numpy(), ev, rtol=1e-9, atol=1e-12)
         assert D.v1_dim == P.v1_dim and D.lambda2 == pytest.approx(P.lambda2, rel=1e-9)
         torch.testing.assert_close(D.project_v1(G), P.project_v1(G), rtol=1e-9, atol=1e-10)
+        # the closed-form V1 basis and the dense one span the same space; rectangular both ways
+        Ek, Ed = P.v1_basis, D.v1_basis
+        torch.testing.assert_close(Ek @ Ek.mT, Ed @ Ed.mT, rtol=1e-9, atol=1e-10)
+        torch.testing.assert_close(Ek.mT @ Ek, torch.eye(Ek.shape[1], dtype=F64))
+        assert D.v1_is_rectangular and syn.ReversibleGradient.v1_is_rectangular.fget(P)
+        # one tie tolerance for both classes, and the recursion equals the closed form
+        assert P.tie_rtol == D.tie_rtol == syn.reversible.TIE_RTOL
+        traj = D.trajectory(G, 0.5 / P.lambda_max, 7)
+        assert len(traj) == 8 and torch.equal(traj[0], G)
+        torch.testing.assert_close(traj[7], P.evolve(G, 0.5 / P.lambda_max, 7), rtol=1e-10, atol=1e-12)
 
     def test_projector_properties(self):
         P = syn.ReversibleLayer.random(5, 4, 3, gen(2), v1_shape=(2, 2))
@@ -303,12 +329,12 @@ class TestReversible:
         m, n, N, p, q, seed, eta_frac, gap, spread = case
         P = syn.ReversibleLayer.random(m, n, N, gen(seed), v1_shape=(p, q), gap=gap, spread=spread)
         eta = eta_frac / P.lambda_max
-        assert P.lemma33_applies(eta)
+        assert _applies(P, eta)
         W0 = torch.randn(m, n, generator=gen(seed + 1), dtype=F64)
         steps = 30
         Gs = P.sgd_trajectory(W0, eta, steps)
-        bound = P.lemma33_bound(Gs[0], eta, steps)
-        q_rate = P.lemma33_rate(eta)
+        bound = _bound(P, Gs[0], eta, steps)
+        q_rate = galore_lemma33_rate(eta, P.lambda1, P.lambda2)
         assert 0 <= q_rate < 1
         # G(W_t) = mean(A_i - B_i W_t C_i) cancels catastrophically as W_t converges: compare the SGD run only
         # while ||G_t|| >= 1e-6 ||G_0|| (relative round-off <~ 1e-10), and the exact closed form (no cancellation)
@@ -320,7 +346,7 @@ class TestReversible:
         assert bool((sr_exact <= bound * (1 + 1e-8)).all()), (sr_exact - bound).max()
         # the bound from any later t0 too (the lemma holds for every t >= t0)
         t0 = 10
-        bound_t0 = P.lemma33_bound(P.evolve(Gs[0], eta, t0), eta, steps - t0)
+        bound_t0 = _bound(P, P.evolve(Gs[0], eta, t0), eta, steps - t0)
         assert bool((sr_exact[t0:] <= bound_t0 * (1 + 1e-8)).all())
 
     def test_rank_one_limit_when_v1_is_one_dimensional(self):
@@ -345,10 +371,12 @@ class TestReversible:
         G0 = torch.tensor([[1.0, 1.0], [1.0, -1.0]], dtype=F64)
         P = syn.ReversibleLayer(G0.expand(2, 2, 2).clone(), b, c, I2, I2)
         assert (P.lambda1, P.lambda2, P.v1_dim, P.v1_is_rectangular) == (0.5, 1.0, 3, False)
-        assert P.lemma33_applies(0.5)
+        D = syn.ReversibleGradient(P.A, P.B, P.C)                # dense: the same cross-shaped V1
+        assert (D.v1_dim, D.v1_is_rectangular) == (3, False)
+        assert _applies(P, 0.5)
         Gs = P.sgd_trajectory(torch.zeros(2, 2, dtype=F64), 0.5, 10)
         torch.testing.assert_close(Gs[0], G0)
-        bound = P.lemma33_bound(G0, 0.5, 10)
+        bound = _bound(P, G0, 0.5, 10)
         assert bound[0] == pytest.approx(3 / ((3 + math.sqrt(5)) / 2) + 2 / (3 + math.sqrt(5)), rel=1e-12)
         sr = torch.tensor([stable_rank(G) for G in Gs], dtype=F64)
         assert float(sr[0]) == pytest.approx(2.0) and bool((sr > bound).all())
@@ -381,8 +409,8 @@ class TestReversible:
         P = syn.ReversibleLayer.random(3, 3, 2, gen(0), lambda1=0.5, gap=1.0)
         assert P.lambda1 == 0.5 and P.lambda2 >= 1.0 - 1e-12
         eta = 0.3
-        assert P.lemma33_rate(eta) == pytest.approx(((1 - eta * P.lambda2) / (1 - eta * P.lambda1)) ** 2)
-        assert not P.lemma33_applies(5.0 / P.lambda_max)
+        assert galore_lemma33_rate(eta, P.lambda1, P.lambda2) == pytest.approx(((1 - eta * P.lambda2) / (1 - eta * P.lambda1)) ** 2)
+        assert not _applies(P, 5.0 / P.lambda_max)
 
     @pytest.mark.parametrize("activation", ["linear", "relu"])
     def test_two_layer_net_gradients_and_reversible_terms(self, activation):
@@ -419,7 +447,7 @@ class TestReversible:
                      lambda: syn.ReversibleLayer.random(3, 3, 2, 0, v1_shape=(4, 1)),
                      lambda: syn.ReversibleLayer.random(3, 3, 0, 0),
                      lambda: syn.ReversibleLayer.random(3, 3, 2, 0, gap=0.0),
-                     lambda: a.lemma33_rate(-1.0),
+                     lambda: a.trajectory(a.A[0], -1.0, 3),
                      lambda: a.sumo_rate(0.1, 1.0),
                      lambda: a.gradient(torch.zeros(3, 4, dtype=F64)),
                      lambda: syn.ReversibleGradient(a.A, -a.B, a.C),
