@@ -669,6 +669,9 @@ def _prepare(out: Path, settings: dict, resume: bool, overwrite: bool) -> None:
     """Refuse to mix runs: results already in ``out`` need ``resume`` (same settings) or ``overwrite``."""
     saved = out / SETTINGS_FILE
     held = sorted(p.name for p in out.glob("*.jsonl")) + ([SETTINGS_FILE] if saved.exists() else [])
+    if resume and held and not saved.exists():
+        raise ValueError(f"--resume: {out} has results but no {SETTINGS_FILE}, so their settings are unknown; "
+                         f"use --overwrite")
     if resume and saved.exists():
         before = json.loads(saved.read_text())
         changed = sorted(k for k in settings if before.get(k) != settings[k])

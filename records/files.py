@@ -4,7 +4,8 @@
   mode a plain ``open`` would (``0o666 & ~umask``: ``mkstemp`` alone makes it 0600), ``os.replace`` it onto the
   target and fsync the folder. A run killed at any moment leaves the old file or the new one.
 * Temporary names carry the writer's pid (``.<name>.<pid>.<random>.tmp``); :func:`remove_stale_temporaries` deletes
-  those whose writer is no longer alive (a SIGKILL mid-write leaves one behind).
+  those whose writer is no longer alive (a SIGKILL mid-write leaves one behind). A pid is local to one machine:
+  on a file system shared by several machines, run one writer per folder.
 * :func:`lock_folder`: an advisory ``fcntl.flock`` on ``<folder>/.sublab.lock`` held for a whole run (the file is
   removed on release). The kernel releases the lock when the holder exits or is killed, so a crashed run never
   blocks the next one; a second writer gets :class:`FolderBusy` with the holder's pid.
@@ -26,10 +27,16 @@ __all__ = ["atomic_path", "atomic_write_text", "remove_stale_temporaries", "lock
            "writable_folder", "writable_file", "LOCK_NAME"]
 
 LOCK_NAME = ".sublab.lock"
-_TEMP = re.compile(r"^\..+\.(\d+)\.[^.]+\.tmp$")
+_TEMP = re.compile(r"^\..+\.(\d+)\.[a-z0-9_]{8}\.tmp$")  # .<name>.<pid>.<mkstemp's 8 characters>.tmp
 
 
 def _umask() -> int:
+    """The process umask, read from /proc where possible (``os.umask`` can only read it by setting it)."""
+    with contextlib.suppress(OSError, ValueError):
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
@@ -84,9 +91,11 @@ def _alive(pid: int) -> bool:
 
 
 def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:
-    """Delete the temporary files (under ``folder``, recursively) of writers that are no longer alive; returns them."""
+    """Delete the temporary files of writers that are no longer alive, in ``folder`` and its direct subfolders (a
+    run folder and, for ``verify``, its ``claims/``, ``rows/`` and ``figures/``); returns them."""
     removed = []
-    for tmp in Path(folder).rglob(".*.tmp"):
+    folder = Path(folder)
+    for tmp in [*folder.glob(".*.tmp"), *folder.glob("*/.*.tmp")]:
         match = _TEMP.match(tmp.name)
         if match and tmp.is_file() and not _alive(int(match.group(1))):
             with contextlib.suppress(FileNotFoundError):

@@ -67,13 +67,15 @@ def test_temporary_names_carry_the_pid_and_dead_writers_are_cleaned(tmp_path):
         assert f".checkpoint.pt.{os.getpid()}." in tmp.name
         assert records.remove_stale_temporaries(tmp_path) == []  # our own, alive
     (tmp_path / "sub").mkdir()
-    dead = tmp_path / "sub" / f".checkpoint.pt.{_dead_pid()}.x1y2.tmp"
-    alive = tmp_path / f".summary.json.{os.getpid()}.abcd.tmp"
+    dead = tmp_path / "sub" / f".checkpoint.pt.{_dead_pid()}.x1y2z3w4.tmp"
+    alive = tmp_path / f".summary.json.{os.getpid()}.abcdefgh.tmp"
     other = tmp_path / ".notes.tmp"  # not a records temporary: never touched
-    for p in (dead, alive, other):
+    deep = tmp_path / "sub" / "deeper" / f".x.{_dead_pid()}.abcdefgh.tmp"  # another run folder's: its own lock
+    deep.parent.mkdir()
+    for p in (dead, alive, other, deep):
         p.write_bytes(b"x" * 100)
     assert records.remove_stale_temporaries(tmp_path) == [dead]
-    assert not dead.exists() and alive.exists() and other.exists()
+    assert not dead.exists() and alive.exists() and other.exists() and deep.exists()
 
 
 def _hold_lock(folder: Path) -> subprocess.Popen:
@@ -102,7 +104,7 @@ def test_lock_refuses_a_second_writer_and_a_killed_holder_releases_it(tmp_path):
 
 
 def test_lock_cleans_stale_temporaries(tmp_path):
-    stale = tmp_path / f".checkpoint.pt.{_dead_pid()}.zz.tmp"
+    stale = tmp_path / f".checkpoint.pt.{_dead_pid()}.zzzzzzzz.tmp"
     stale.write_bytes(b"x")
     with records.lock_folder(tmp_path):
         assert not stale.exists()
