@@ -26,6 +26,31 @@ def sublab(*args, timeout=120, umask=None) -> subprocess.CompletedProcess:
                           text=True, timeout=timeout, preexec_fn=None if umask is None else (lambda: os.umask(umask)))
 
 
+_DRIVER = """
+import contextlib, io, json, sys
+from claims import cli
+results = []
+for argv in json.loads(sys.argv[1]):
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        try:
+            rc = cli.main(argv)
+        except SystemExit as exc:
+            rc = exc.code
+    results.append([rc, err.getvalue()])
+print(json.dumps(results))
+"""
+
+
+def sublab_each(argvs: list[list]) -> list[tuple[int, str]]:
+    """(exit status, stderr) of ``sublab <argv>`` for each argv, all in one fresh process (one import of torch)."""
+    argvs = [[str(a) for a in argv] for argv in argvs]
+    proc = subprocess.run([sys.executable, "-c", _DRIVER, json.dumps(argvs)], cwd=ROOT, env=ENV, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return [tuple(r) for r in json.loads(proc.stdout.strip().splitlines()[-1])]
+
+
 def start(*args) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "claims", *map(str, args)], cwd=ROOT, env=ENV, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -133,11 +158,13 @@ BAD_PROBE = [
 ]
 
 
-@pytest.mark.parametrize("argv, message", BAD_PROBE, ids=[" ".join(a) for a, _ in BAD_PROBE])
-def test_bad_probe_values_are_refused_before_any_work(tmp_path, argv, message):
-    res = sublab("probe", "llama", *TINY, "--steps", "3", *argv, "--out", tmp_path / "run")
-    assert res.returncode == 2 and message in res.stderr, res.stderr
-    assert "Traceback" not in res.stderr and not (tmp_path / "run" / "rows.jsonl").exists()
+def test_bad_probe_values_are_refused_before_any_work(tmp_path):
+    out = tmp_path / "run"
+    results = sublab_each([["probe", "llama", *TINY, "--steps", "3", *argv, "--out", out] for argv, _ in BAD_PROBE])
+    wrong = [(argv, rc, err) for (argv, message), (rc, err) in zip(BAD_PROBE, results)
+             if rc != 2 or message not in err or "Traceback" in err]
+    assert not wrong, wrong
+    assert not (out / "rows.jsonl").exists()
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message when CUDA is absent")
@@ -234,11 +261,13 @@ BAD_BENCH = [
 ]
 
 
-@pytest.mark.parametrize("argv, message", BAD_BENCH, ids=[" ".join(a) for a, _ in BAD_BENCH])
-def test_bad_bench_values_are_refused(tmp_path, argv, message):
-    res = sublab("bench", "--only", "state", *argv, "--out", tmp_path / "b")
-    assert res.returncode == 2 and message in res.stderr and "Traceback" not in res.stderr
-    assert not list((tmp_path / "b").glob("*.jsonl")) if (tmp_path / "b").exists() else True
+def test_bad_bench_values_are_refused(tmp_path):
+    out = tmp_path / "b"
+    results = sublab_each([["bench", "--only", "state", *argv, "--out", out] for argv, _ in BAD_BENCH])
+    wrong = [(argv, rc, err) for (argv, message), (rc, err) in zip(BAD_BENCH, results)
+             if rc != 2 or message not in err or "Traceback" in err]
+    assert not wrong, wrong
+    assert not list(out.glob("*.jsonl"))
 
 
 def test_bench_into_a_folder_that_cannot_be_written(tmp_path, read_only):
