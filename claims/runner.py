@@ -254,7 +254,6 @@ def run(claims: Registry | Iterable | None = None, *, scale: str = "quick", only
     with lock_folder(out, "sublab verify"):
         env = environment(scale, device)
         env["results"] = str(out)  # figure paths in records are relative to this folder
-        version = env["code_version"]
         prog = _Progress(stream)
         summary = RunSummary(out=out, records=[], environment=env, import_errors=dict(registry.import_errors))
         for mod, tb in registry.import_errors.items():
@@ -266,86 +265,106 @@ def run(claims: Registry | Iterable | None = None, *, scale: str = "quick", only
         nd = len(str(len(selected)))
         for i, c in enumerate(selected, 1):
             head = f"[{i:>{nd}}/{len(selected)}] {c.id:<{width}}"
-            p = _paths(out, c.id)
-            if resume:
-                rec = _finished(out, c, scale)
-                if rec is not None:
-                    if figures and c.draw is not None and not (rec.get("figure") and (out / rec["figure"]).exists()):
-                        rec = _refresh_figure(c, rec, out)
-                    summary.records.append(rec)
-                    summary.skipped.append(c.id)
-                    prog.write(f"{head}  {rec['verdict']:<12}  (finished earlier, skipped)")
-                    continue
+            rec = _finished(out, c, scale) if resume else None
+            if rec is not None:
+                if figures and c.draw is not None and not (rec.get("figure") and (out / rec["figure"]).exists()):
+                    rec = _refresh_figure(c, rec, out)
+                summary.records.append(rec)
+                summary.skipped.append(c.id)
+                prog.write(f"{head}  {rec['verdict']:<12}  (finished earlier, skipped)")
+                continue
             prog.write(head + "  ...", end="")
-            t0 = time.perf_counter()
-            tb_text = None
-            config = {"scale": scale, "device": device}
-            try:
-                ctx = Context(c.id, scale=scale, device=device, out_dir=p["work"], log=prog.log)
-                outcome = _call(c, ctx)
-                verdict, measured, predicted = outcome.verdict, outcome.measured, outcome.predicted
-                detail, rows = _detail(outcome.verdict, outcome.detail), outcome.rows
-                config.update(ctx.config)
-            except Exception as exc:  # reported, not fatal
-                where = _error_summary(exc)
-                verdict = V.error(exc, where)
-                measured, predicted, rows = {}, {}, []
-                detail = verdict.reason
-                tb_text = traceback.format_exc()
-                summary.errors.append(c.id)
-            elapsed = time.perf_counter() - t0
-            # rows first, then figure, then the record (its presence marks the claim finished)
-            lines = []
-            for r in rows:
-                row = {"claim": c.id, "method": None, "seed": None, "step": None}
-                row.update({k: v for k, v in r.items() if k not in ("claim", "config", "code_version")})
-                row["config"] = {**config, **(r.get("config") or {})}
-                row["code_version"] = version
-                lines.append(_dumps(row))
-            atomic_write_text(p["rows"], "".join(line + "\n" for line in lines))
-            figure = None
-            if figures and c.draw is not None and tb_text is None:
-                try:
-                    figure = _draw(c, [from_jsonable(json.loads(line)) for line in lines], out)
-                except Exception as exc:
-                    detail += f" [figure failed: {type(exc).__name__}: {exc} {_error_summary(exc)}]"
-            record = {
-                "id": c.id, "paper": c.paper, "statement": c.statement, "source": c.source,
-                "verdict": str(verdict), "measured": measured, "predicted": predicted, "detail": detail,
-                "figure": figure, "reason": verdict.reason, "rule": verdict.rule,
-                "rule_inputs": verdict.as_dict()["inputs"], "error": tb_text is not None, "traceback": tb_text,
-                "elapsed_s": round(elapsed, 3), "scale": scale, "device": device, "config": config,
-                "code_version": version, "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-                "rows": os.path.relpath(p["rows"], out).replace(os.sep, "/"), "n_rows": len(lines),
-            }
-            atomic_write_text(p["record"], _dumps(record, indent=1) + "\n")
-            record = from_jsonable(json.loads(_dumps(record)))
+            record = _run_claim(c, out, scale, device, env["code_version"], figures, prog.log)
             summary.records.append(record)
             summary.ran.append(c.id)
-            total = time.perf_counter() - t_run
-            tag = str(verdict) + (" (error)" if tb_text else "")
+            if record["error"]:
+                summary.errors.append(c.id)
+            tag = record["verdict"] + (" (error)" if record["error"] else "")
             if not prog.mid_line:
                 prog.write(head + "  ...", end="")
-            prog.write(f" {tag:<20} {elapsed:7.1f} s   (total {total:.0f} s)")
+            prog.write(f" {tag:<20} {record['elapsed_s']:7.1f} s   (total {time.perf_counter() - t_run:.0f} s)")
         summary.elapsed_s = time.perf_counter() - t_run
-        env["elapsed_s"] = round(summary.elapsed_s, 3)
-        if summary.import_errors:
-            env["import_errors"] = {m: (tb.strip().splitlines() or [""])[-1] for m, tb in summary.import_errors.items()}
-        folder = _folder_records(out, registry, scale)
-        summary.report = atomic_write_text(out / "report.md", markdown_report(folder, env, {c.id: c for c in registry}))
-        atomic_write_text(out / "environment.json", _dumps(env, indent=1) + "\n")
-        if json_path is not None:
-            summary.json_path = atomic_write_text(Path(json_path), _dumps(json_document(folder, env), indent=1) + "\n")
+        _write_reports(summary, registry, scale, json_path)
         if stream is not None:
-            counts = summary.counts()
-            prog.write("")
-            prog.write(format_table(summary.records))
-            prog.write("")
-            prog.write(f"done in {summary.elapsed_s:.1f} s: " + ", ".join(f"{n} {v}" for v, n in counts.items())
-                       + (f" ({len(summary.errors)} raised)" if summary.errors else "")
-                       + (f", {len(summary.skipped)} resumed" if summary.skipped else ""))
-            prog.write(f"report: {summary.report}" + (f"   json: {summary.json_path}" if summary.json_path else ""))
+            _print_summary(prog, summary)
         return summary
+
+
+def _run_claim(c: Claim, out: Path, scale: str, device: str, version: str, figures: bool,
+               log: Callable[[str], None]) -> dict:
+    """Run one claim and save its rows, its figure and its record, in that order (the record's presence marks the
+    claim finished); returns the record as saved (non-finite values decoded). A claim that raises is reported in
+    an error record, not raised."""
+    p = _paths(out, c.id)
+    t0 = time.perf_counter()
+    tb_text = None
+    config = {"scale": scale, "device": device}
+    try:
+        ctx = Context(c.id, scale=scale, device=device, out_dir=p["work"], log=log)
+        outcome = _call(c, ctx)
+        verdict, measured, predicted = outcome.verdict, outcome.measured, outcome.predicted
+        detail, rows = _detail(outcome.verdict, outcome.detail), outcome.rows
+        config.update(ctx.config)
+    except Exception as exc:  # reported, not fatal
+        verdict = V.error(exc, _error_summary(exc))
+        measured, predicted, rows = {}, {}, []
+        detail = verdict.reason
+        tb_text = traceback.format_exc()
+    elapsed = time.perf_counter() - t0
+    lines = [_dumps(_claim_row(c.id, r, config, version)) for r in rows]
+    atomic_write_text(p["rows"], "".join(line + "\n" for line in lines))
+    figure = None
+    if figures and c.draw is not None and tb_text is None:
+        try:
+            figure = _draw(c, [from_jsonable(json.loads(line)) for line in lines], out)
+        except Exception as exc:
+            detail += f" [figure failed: {type(exc).__name__}: {exc} {_error_summary(exc)}]"
+    record = {
+        "id": c.id, "paper": c.paper, "statement": c.statement, "source": c.source,
+        "verdict": str(verdict), "measured": measured, "predicted": predicted, "detail": detail,
+        "figure": figure, "reason": verdict.reason, "rule": verdict.rule,
+        "rule_inputs": verdict.as_dict()["inputs"], "error": tb_text is not None, "traceback": tb_text,
+        "elapsed_s": round(elapsed, 3), "scale": scale, "device": device, "config": config,
+        "code_version": version, "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "rows": os.path.relpath(p["rows"], out).replace(os.sep, "/"), "n_rows": len(lines),
+    }
+    atomic_write_text(p["record"], _dumps(record, indent=1) + "\n")
+    return from_jsonable(json.loads(_dumps(record)))
+
+
+def _claim_row(claim_id: str, row: dict, config: dict, version: str) -> dict:
+    """A claim's row as saved: claim, method, seed and step first, the run configuration (with the row's own
+    ``config`` keys on top) and the code version last."""
+    saved = {"claim": claim_id, "method": None, "seed": None, "step": None}
+    saved.update({k: v for k, v in row.items() if k not in ("claim", "config", "code_version")})
+    saved["config"] = {**config, **(row.get("config") or {})}
+    saved["code_version"] = version
+    return saved
+
+
+def _write_reports(summary: RunSummary, registry: Registry, scale: str, json_path) -> None:
+    """``report.md``, ``environment.json`` and the ``json_path`` document, from every record finished in the folder."""
+    out, env = summary.out, summary.environment
+    env["elapsed_s"] = round(summary.elapsed_s, 3)
+    if summary.import_errors:
+        env["import_errors"] = {m: (tb.strip().splitlines() or [""])[-1] for m, tb in summary.import_errors.items()}
+    folder = _folder_records(out, registry, scale)
+    summary.report = atomic_write_text(out / "report.md", markdown_report(folder, env, {c.id: c for c in registry}))
+    atomic_write_text(out / "environment.json", _dumps(env, indent=1) + "\n")
+    if json_path is not None:
+        summary.json_path = atomic_write_text(Path(json_path), _dumps(json_document(folder, env), indent=1) + "\n")
+
+
+def _print_summary(prog: _Progress, summary: RunSummary) -> None:
+    """The closing table and counts of this run's claims."""
+    counts = summary.counts()
+    prog.write("")
+    prog.write(format_table(summary.records))
+    prog.write("")
+    prog.write(f"done in {summary.elapsed_s:.1f} s: " + ", ".join(f"{n} {v}" for v, n in counts.items())
+               + (f" ({len(summary.errors)} raised)" if summary.errors else "")
+               + (f", {len(summary.skipped)} resumed" if summary.skipped else ""))
+    prog.write(f"report: {summary.report}" + (f"   json: {summary.json_path}" if summary.json_path else ""))
 
 
 def select_each(registry: Registry, only) -> list[Claim]:
