@@ -1,10 +1,12 @@
 # Two entry points: `make verify` (main job) and `make test`. Both build .venv on first use.
+# `make docs` builds the documentation site into docs/_build/html from saved results (see docs/README.md).
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+DOCS_STAMP := $(VENV)/.installed-docs
 SCALE  ?= quick
 
-.PHONY: verify test figures bench clean-venv
+.PHONY: verify test figures bench docs clean-venv
 
 $(STAMP): pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
@@ -23,6 +25,15 @@ figures: $(STAMP)
 
 bench: $(STAMP)
 	$(VENV)/bin/sublab bench
+
+$(DOCS_STAMP): $(STAMP) pyproject.toml constraints.txt
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[docs]"
+	touch $(DOCS_STAMP)
+
+# Offline, from results/quick and results/full as saved (no claim is re-run); warnings and broken links fail it.
+docs: $(DOCS_STAMP)
+	$(PY) -m sphinx -W --keep-going -q -b html docs docs/_build/html
+	@echo "docs: built docs/_build/html/index.html"
 
 clean-venv:
 	rm -rf $(VENV)
