@@ -171,6 +171,9 @@ def lemma33(ctx):
     allowance (``lemma33_rtol``: float64 eps x trajectory length x dimensions, first-order analysis; ~1e-12), over all
     searched instances and the explicit case (all_of).  Violated if any instance exceeds it.
     Known discrepancy: the lemma needs V1 rectangular (``galore.lemma3.3-rectangular``); the paper does not say so.
+    Kind ``paper``: every counted violation meets the lemma's hypotheses (form (8), constant A_i, PSD B_i, C_i, SGD,
+    l1 < l2, and the proof's 0 < eta l_max <= 1); the missing precondition is the finding.  Seed families 0, 1, 2
+    all give violated (63/840 at family 0; the explicit case is deterministic).
     """
     steps = ctx.by_scale(quick=20, full=50)
     draws = ctx.by_scale(quick=120, full=2000)
@@ -321,6 +324,8 @@ def lemma33_rectangular(ctx):
     Rule: ``upper_bound`` of max_t sr(G_t)/bound_t by 1, rtol = the largest per-instance round-off allowance
     (``lemma33_rtol``, from float64 eps, the trajectory length and the dimensions), wrapped in ``provided`` (every
     instance has rectangular V1).  Holds iff no instance exceeds it.
+    Where the bound binds: max_t sr/bound reaches 1 to ~1e-14 (instances with G_perp ~ 0 at t0, or whose perpendicular
+    part is aligned with the parallel one), so the rule is tested at equality, not far below it.
     """
     from synthetic import ReversibleGradient, ReversibleLayer
     steps = ctx.by_scale(quick=30, full=100)
@@ -566,6 +571,15 @@ def thm38(ctx):
     factor_t ||R_0|| (the quantitative "R_t -> 0"); all_of over arms (1) and (2).
     Known discrepancy: the proof drops the first-order terms L_B D ||C|| and L_C D ||B|| (module docstring); arm (2)
     violates the literal bound at every step while R_t still -> 0 (at rate 1 - eta instead of 1 - 1.5 eta).
+    Kind ``paper``: arm (2) meets every hypothesis of the theorem -- gradient of form (8) with PSD B(W_t) = (2 - w_t) I
+    (w_t <= 0.5 along the path) and C = I; fixed P = Q = e1; rho = 1; A, B, C Lipschitz with L_A = 0, L_B = 1 (|W_11
+    - W'_11| <= ||W - W'|| in the spectral and the Frobenius norm alike), L_C = 0; ||W_t|| <= D with D = max_t
+    ||W_t||_F < 1 (the path converges); the implicit step-size condition -- so its violation is a counterexample to
+    the statement, not an experiment outside it.  The per-step inequality is claimed without the condition min
+    kappa > L_A + L_B L_C D^2 (that one is only for R_t -> 0), and D does not enter since L_C = 0.
+    Where the bound binds: the constant arm's per-step ratio ||R_t|| / (factor ||R_t-1||) reaches ~0.87, the
+    explicit arm exceeds 1; the rule can fail and does.
+    Seed families: arm (2) is deterministic and decides the verdict; arms (1), (3) change with the family.
     """
     steps = ctx.by_scale(quick=150, full=400)
     seeds = ctx.by_scale(quick=3, full=10)
@@ -681,6 +695,8 @@ def thm38_corrected(ctx):
     4 seeds x 60 steps, full 20 x 200).
     Rule: per step ``upper_bound`` with atol = the round-off allowance of recomputing R_t, each arm ``provided`` its
     preconditions (step size, PSD, ||W_t||_F <= D_design) hold; all_of.
+    Where the bound binds: the explicit arm is tight (max ratio 1.000000: the corrected factor is the exact rate
+    1 - eta (2 - 2 w*)), so a bound that dropped any term would fail there; random arms reach ~0.78.
     """
     rows, parts = [], []
     steps = ctx.by_scale(quick=60, full=200)

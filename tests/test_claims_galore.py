@@ -215,3 +215,13 @@ def test_thm38_constant_bound_scales_with_the_problem():
     r2 = CG.thm38_run(lambda W: [3.0 * a for a in A], lambda W: B, lambda W: C, W0, P, Q, 0.3, 20)
     np.testing.assert_allclose(r2["R"], 3.0 * r1["R"], rtol=1e-9)
     np.testing.assert_allclose(r2["paper_factor"], r1["paper_factor"], rtol=1e-12)
+
+
+def test_cheapest_stochastic_claims_same_verdict_at_two_seed_families():
+    """Issue 10 item 2: verdicts identical at seed families 0 and 1 (the random draws all change)."""
+    from claims.registry import Context
+    reg = default_registry()
+    for cid, expected in (("galore.lemma3.3-rectangular", "holds"), ("galore.thm3.8-corrected", "holds")):
+        outs = [reg.get(cid).fn(Context(cid, scale="quick", seed_family=f)) for f in (0, 1)]
+        assert [o.verdict for o in outs] == [expected, expected], (cid, [o.reason for o in outs])
+        assert outs[0].rows != outs[1].rows   # the family really reseeds the draws

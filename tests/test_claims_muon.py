@@ -149,3 +149,12 @@ def test_roundoff_allowance_orders():
     assert 0 < e64 < 1e-6
     assert CM.ns_roundoff("float32", 64, 128, x) > 1e6 * e64 * 0.5
     assert math.isfinite(CM.ns_roundoff("bfloat16", 64, 128, x))
+
+
+
+def test_same_verdict_at_two_seed_families():
+    """Issue 10 item 2: the Haar singular vectors change with the seed family, the verdict does not."""
+    from claims.registry import Context, default_registry
+    fn = default_registry().get("muon.ns5-band").fn
+    outs = [fn(Context("muon.ns5-band", scale="quick", seed_family=f)) for f in (0, 1)]
+    assert [o.verdict for o in outs] == ["holds", "holds"], [o.reason for o in outs]
