@@ -560,6 +560,16 @@ class Site:
                 self.warnings.append(f"notebook {path.name} could not be read: {type(exc).__name__}: {exc}")
                 continue
             nb.metadata.setdefault("kernelspec", {"name": "python3", "display_name": "Python 3", "language": "python"})
+            cells = []
+            for cell in nb.cells:  # after a cell that runs claims, a link to each claim's page (its saved numbers)
+                cells.append(cell)
+                used = [] if cell.cell_type != "code" else [
+                    cid for cid in dict.fromkeys(re.findall(r"""["']([a-z0-9][a-z0-9_.\-]*)["']""", cell.source))
+                    if cid in self.claims]
+                if used:
+                    cells.append(nbformat.v4.new_markdown_cell(
+                        "Saved numbers, figure and verdict: " + ", ".join(f"[{code(c)}](../claims/{c}.md)" for c in used)))
+            nb.cells = cells
             if not any(c.cell_type == "markdown" and c.source.lstrip().startswith("# ") for c in nb.cells[:3]):
                 nb.cells.insert(0, nbformat.v4.new_markdown_cell(f"# {path.stem}"))
             out = self.src / "notebooks" / f"{path.stem}.ipynb"

@@ -193,6 +193,8 @@ def test_notebooks_speed_tables_and_recipes_are_rendered(site):
     out = site["out"]
     for stem in {p.stem for p in (ROOT / "notebooks").glob("*.py")}:
         assert (out / "notebooks" / f"{stem}.html").is_file(), stem
+    pages = [(out / "notebooks" / f"{p.stem}.html").read_text(encoding="utf-8") for p in (ROOT / "notebooks").glob("*.py")]
+    assert any('href="../claims/' in page for page in pages), "no notebook links to a claim page"
     perf = (out / "performance.html").read_text(encoding="utf-8")
     assert "<table" in perf and "galore-torch" in perf
     scaling = _text(out / "scaling.html")
