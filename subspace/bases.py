@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import torch
 
+from .sharded import Rows, orthonormal
+
 __all__ = ["svd_basis", "randomized_svd_basis", "stiefel", "canonical_basis", "align_signs"]
 
 
@@ -51,7 +53,7 @@ def canonical_basis(k: int, r: int, *, dtype=torch.float32, device=None) -> torc
     return torch.eye(k, r, dtype=dtype, device=device)
 
 
-def svd_basis(G: torch.Tensor, r: int, side: str = "left", driver: str = "svd") -> torch.Tensor:
+def svd_basis(G: torch.Tensor, r: int, side: str = "left", driver: str = "svd", rows: Rows | None = None) -> torch.Tensor:
     """Top-r singular vectors of G: left ones (k = rows) or right ones (k = cols), as a (k, r) matrix.
 
     ``driver="svd"``: thin SVD of G in its own orientation (as the official GaLore code does), in float32 or
@@ -62,10 +64,21 @@ def svd_basis(G: torch.Tensor, r: int, side: str = "left", driver: str = "svd") 
     (sin theta = 0.1 on a float32 gradient with s1 / s_r = 2.5e3). A failure to converge is retried in float64,
     then with the other driver; if all fail, ``torch.linalg.LinAlgError`` propagates so the caller can keep its
     previous basis. The basis is returned in float32 (float64 for float64 input).
+
+    G may be the local rows of a row-split matrix (``rows``, ``subspace.sharded``): the right basis by the Gram
+    driver takes the n x n Gram sum_i G_i^T G_i (one all-reduce); the left one (its m x m Gram couples rows of
+    different ranks) and the SVD driver (whose signs the official codes keep) take the all-gathered G.
     """
     if driver not in ("svd", "gram"):
         raise ValueError(f"driver={driver!r} is invalid; allowed: ['svd', 'gram']")
     out_dtype = _work_dtype(G.dtype)
+    rows = rows or Rows.whole(G.shape[0])
+    if rows.group is not None and driver == "gram" and side == "right":
+        try:
+            return _gram_eigh_basis(G, r, side, rows).to(out_dtype)
+        except torch.linalg.LinAlgError:
+            pass
+    G = rows.gather(G)
     if driver == "gram":
         try:
             return _gram_eigh_basis(G, r, side).to(out_dtype)
@@ -82,16 +95,22 @@ def svd_basis(G: torch.Tensor, r: int, side: str = "left", driver: str = "svd") 
     return (U[:, :r] if side == "left" else Vh[:r].mT).to(out_dtype)
 
 
-def _gram_eigh_basis(G: torch.Tensor, r: int, side: str) -> torch.Tensor:
-    """Top-r eigenvectors of the float64 Gram matrix of G (float64 result)."""
+def _gram_eigh_basis(G: torch.Tensor, r: int, side: str, rows: Rows | None = None) -> torch.Tensor:
+    """Top-r eigenvectors of the float64 Gram matrix of G (float64 result); the right Gram of a row-split G is
+    the all-reduced sum of the local ones."""
     G64 = G.to(torch.float64)
-    gram = G64 @ G64.mT if side == "left" else G64.mT @ G64
-    _, vecs = torch.linalg.eigh(gram)
-    return vecs[:, -r:].flip(-1)
+    gram = G64 @ G64.mT if side == "left" else (rows or Rows.whole(G.shape[0])).sum(G64.mT @ G64)
+    return top_eigenvectors(gram, r)
+
+
+def top_eigenvectors(S: torch.Tensor, r: int) -> torch.Tensor:
+    """The eigenvectors of the r largest eigenvalues of a symmetric S, largest first."""
+    return torch.linalg.eigh(S)[1][:, -r:].flip(-1)
 
 
 def randomized_svd_basis(G: torch.Tensor, r: int, side: str = "left", *, oversample: int = 5,
-                         power_iters: int = 2, generator: torch.Generator | None = None) -> torch.Tensor:
+                         power_iters: int = 2, generator: torch.Generator | None = None,
+                         rows: Rows | None = None) -> torch.Tensor:
     """Approximate top-r singular vectors of G by a randomized range finder (Halko et al. 2011).
 
     For the left side: Y = (G G^T)^q G Omega with Omega ~ N(0,1)^{n x (r+p)}, re-orthonormalised by QR after
@@ -101,17 +120,31 @@ def randomized_svd_basis(G: torch.Tensor, r: int, side: str = "left", *, oversam
     round-off adds only ~ eps64 s1 / (s_r - s_{r+1}) to the method's own randomized error, which decays like
     (s_{r+p+1} / s_r)^(2q+1) (Halko et al. 2011, Cor. 10.10). The basis is returned in float32 (float64 for
     float64 input).
+
+    G may be the local rows of a row-split matrix (``rows``, ``subspace.sharded``): A is then split by rows
+    (left) or by columns (right); every product that contracts the split index is one all-reduce of a k x (r+p)
+    or (r+p) x l sketch, a split factor is orthonormalised from its (r+p) x (r+p) Gram (``sharded.orthonormal``),
+    the small SVD of a column-split Q^T A comes from its (r+p) x (r+p) Gram, and a row-split basis is all-gathered
+    (k x r). Omega is drawn whole on every rank, so the sketch is the single-process one.
     """
-    A = (G if side == "left" else G.mT).to(torch.float64)
-    k, n = A.shape
+    rows = rows or Rows.whole(G.shape[0])
+    split_rows = side == "left"  # which index of A holds W's (possibly split) rows
+    A = (G if split_rows else G.mT).to(torch.float64)
+    k, n = (rows.size, A.shape[1]) if split_rows else (A.shape[0], rows.size)
     width = min(r + oversample, k, n)
     omega = torch.randn(n, width, generator=generator, dtype=_work_dtype(G.dtype)).to(A)
-    Q, _ = torch.linalg.qr(A @ omega)
+    times = (lambda X: A @ X) if split_rows else (lambda X: rows.sum(A @ X))          # A X, contracting n
+    times_t = (lambda Y: rows.sum(A.mT @ Y)) if split_rows else (lambda Y: A.mT @ Y)  # A^T Y, contracting k
+    Q = orthonormal(rows, times(omega if split_rows else rows.take(omega)), split_rows)
     for _ in range(power_iters):
-        Z, _ = torch.linalg.qr(A.mT @ Q)
-        Q, _ = torch.linalg.qr(A @ Z)
-    U_small, _, _ = torch.linalg.svd(Q.mT @ A, full_matrices=False)
-    basis = Q @ U_small[:, :r]
+        Z = orthonormal(rows, times_t(Q), not split_rows)
+        Q = orthonormal(rows, times(Z), split_rows)
+    B = rows.sum(Q.mT @ A) if split_rows else Q.mT @ A
+    if split_rows or rows.group is None:
+        U_small = torch.linalg.svd(B, full_matrices=False)[0]
+    else:
+        U_small = top_eigenvectors(rows.sum(B @ B.mT), B.shape[0])
+    basis = rows.gather(Q @ U_small[:, :r]) if split_rows else Q @ U_small[:, :r]
     if basis.shape[1] < r:  # G had fewer than r columns in the sketch: complete with the canonical basis
         basis = torch.linalg.qr(torch.cat([basis, canonical_basis(k, r, dtype=basis.dtype, device=basis.device)], 1))[0][:, :r]
     return basis.to(_work_dtype(G.dtype))

@@ -24,10 +24,11 @@ from typing import Callable, Optional
 
 import torch
 
+from . import sharded
 from .bases import align_signs, canonical_basis
 from .config import DTYPES, GROUP_DEFAULTS, dense_rule, reads, validate_group
-from .orthogonalize import newton_schulz, polar
 from .projection import move_moments, new_basis, online_pca_step, orient, refresh_due
+from .sharded import Rows, fro, is_dtensor, local, project, subset_axis, subset_stat
 from .updates import adam_combine, adam_moments, momentum_direction, shape_factor, subset_norm_stat
 
 __all__ = ["SubspaceOptimizer"]
@@ -148,13 +149,19 @@ class SubspaceOptimizer(torch.optim.Optimizer):
 
     # ------------------------------------------------------------------ serialisation
     def state_dict(self) -> dict:
-        """torch's state dict plus the generator, the skip count, the preset, the mode and every parameter's shape
-        (plain tensors, ints, strings and tuples: it loads with ``torch.load(weights_only=True)``; a callable
-        projector is recorded by its name)."""
+        """torch's state dict plus the generator and the skip count, the preset, the mode and every parameter's
+        shape (plain tensors, ints, strings and tuples: it loads with ``torch.load(weights_only=True)``; a callable
+        projector is recorded by its name).
+
+        The generator and the skip count belong to the whole optimizer but travel in the first parameter's state,
+        under ``"optimizer"``: ``torch.distributed.checkpoint.state_dict`` keeps only ``state`` and
+        ``param_groups``, and a resumed GoLore must draw the bases the uninterrupted run draws. Every rank holds
+        the same values (a replicated entry)."""
         sd = super().state_dict()
         sd["param_groups"] = [{k: _plain(v) for k, v in g.items()} for g in sd["param_groups"]]
-        sd["generator"] = self.generator.get_state()
-        sd["skipped_steps"] = self.skipped_steps
+        first = next(i for g in sd["param_groups"] for i in g["params"])
+        sd["state"][first] = {**sd["state"].get(first, {}),
+                              "optimizer": {"generator": self.generator.get_state(), "skipped_steps": self.skipped_steps}}
         sd["preset"], sd["mode"] = self.preset, self.mode
         sd["shapes"] = [[tuple(p.shape) for p in g["params"]] for g in self.param_groups]
         return sd
@@ -173,18 +180,22 @@ class SubspaceOptimizer(torch.optim.Optimizer):
         self._check_saved(state_dict, take_hyperparameters)
         by_id = {i: p for g, s in zip(groups, saved) for i, p in zip(s["params"], g["params"])}
         self.state = defaultdict(dict)
+        shared = {}
         for i, st in state_dict["state"].items():
             p = by_id[i]
-            self.state[p] = {k: (v.to(p.device, copy=True) if torch.is_tensor(v) else v) for k, v in st.items()}
+            st = dict(st)
+            shared.update(st.pop("optimizer", {}))
+            if st:
+                self.state[p] = {k: (v.to(p.device, copy=True) if torch.is_tensor(v) else v) for k, v in st.items()}
         for g, s in zip(groups, saved):
             if take_hyperparameters:  # every saved key but the parameters (a callable stays the one given here)
                 g.update({k: v for k, v in s.items() if k not in ("params", "param_names") and v != _plain(g.get(k))})
                 validate_group({k: v for k, v in g.items() if k != "params"})
             else:  # the check above leaves only these to differ
                 g.update({k: s[k] for k in _RESTORED if k in s})
-        if "generator" in state_dict:
-            self.generator.set_state(state_dict["generator"].cpu())
-        self.skipped_steps = int(state_dict.get("skipped_steps", 0))
+        if "generator" in shared:
+            self.generator.set_state(local(shared["generator"]).cpu())
+        self.skipped_steps = int(shared.get("skipped_steps", 0))
 
     def _check_saved(self, state_dict: dict, take_hyperparameters: bool) -> None:
         """ValueError naming each difference between a saved state and this optimizer (see ``load_state_dict``)."""
@@ -213,23 +224,41 @@ class SubspaceOptimizer(torch.optim.Optimizer):
     def _nonfinite_param(self) -> Optional[str]:
         """Name of the first parameter with a non-finite gradient (one host sync for the whole model), or None.
 
-        Gradients on the meta device hold no values and are not screened."""
+        Gradients on the meta device hold no values and are not screened. Sharded gradients are screened on each
+        rank's rows and the per-parameter flags are all-reduced, so every rank raises (or skips) together."""
         entries = [(gi, j, p) for gi, g in enumerate(self.param_groups) for j, p in enumerate(g["params"])
                    if p.grad is not None and not p.grad.is_meta]
         if not entries:
             return None
         # Fast screen: a sum is NaN/Inf whenever its tensor holds a NaN or an Inf (and ~30x cheaper than
         # isfinite(g).all()); only a screened-out sum (which could also be a finite overflow) is checked exactly.
-        sums = torch.stack([p.grad.sum().float().to(entries[0][2].device) for _, _, p in entries])
-        if bool(torch.isfinite(sums).all()):
+        grads = [local(p.grad) for _, _, p in entries]
+        device = grads[0].device
+        sums = torch.stack([g.sum().float().to(device) for g in grads])
+        flags = self._agree(entries, (~torch.isfinite(sums)).float())
+        if not bool(flags.any()):
             return None
-        bad = [e for e, ok in zip(entries, torch.isfinite(sums).tolist()) if not ok and not torch.isfinite(e[2].grad).all()]
-        if not bad:
+        exact = torch.tensor([float(bool(f) and not bool(torch.isfinite(g).all())) for f, g in zip(flags.tolist(), grads)],
+                             device=device)
+        bad = self._agree(entries, exact).nonzero()
+        if not len(bad):
             return None
-        gi, j, p = bad[0]
+        gi, j, p = entries[int(bad[0, 0])]
         names = self.param_groups[gi].get("param_names")
         label = names[j] if names else f"param_groups[{gi}]['params'][{j}]"
         return f"{label} (shape {tuple(p.shape)})"
+
+    @staticmethod
+    def _agree(entries, flags: torch.Tensor) -> torch.Tensor:
+        """Per-parameter flags summed over every process group that shards one of the parameters."""
+        groups = {}
+        for _, _, p in entries:
+            rows = Rows.of(p)
+            if rows.group is not None:
+                groups.setdefault(id(rows.group), rows)
+        for rows in groups.values():
+            flags = rows.sum(flags)
+        return flags
 
     @torch.no_grad()
     def step(self, closure: Optional[Callable] = None):
@@ -245,59 +274,105 @@ class SubspaceOptimizer(torch.optim.Optimizer):
             raise FloatingPointError(f"non-finite gradient in {bad}; weights and optimizer state left untouched "
                                      "(pass nonfinite='skip' to skip such steps)")
         for group in self.param_groups:
-            for p in group["params"]:
+            for i, p in enumerate(group["params"]):
+                if not self.state[p]:
+                    self.state[p] = self._fresh_state(p, group, i)
                 if p.grad is not None:
                     self._update(p, group)
         return loss
 
-    def _update(self, p: torch.Tensor, group: dict) -> None:
-        state = self.state[p]
+    @staticmethod
+    def _is_matrix(p: torch.Tensor, group: dict) -> bool:
+        return group["low_rank"] and (p.ndim == 2 or (p.ndim > 2 and group["nd_rule"] == "reshape"))
+
+    def _fresh_state(self, p: torch.Tensor, group: dict, index: int) -> dict:
+        """Every state entry the group's stages use, at zero, for the ``index``-th parameter of ``group``.
+
+        Created for every parameter at the optimizer's first step, whether or not it has a gradient and however
+        few of its rows are local, so every rank holds the same entries (a distributed checkpoint needs that).
+        Entries that follow W's rows are split like them (``Rows.zeros``); the rest are replicated. A basis is
+        computed at its parameter's first update (``step == 0``); OSD's P likewise.
+        """
+        rows = Rows.of(p)
         dtype = DTYPES[group["state_dtype"]] if group["state_dtype"] else p.dtype
-        matrix = group["low_rank"] and (p.ndim == 2 or (p.ndim > 2 and group["nd_rule"] == "reshape"))
-        if "step" not in state:
-            state["step"] = 0
-        if matrix:
-            self._matrix_update(p, group, state, dtype)
+        kw = dict(dtype=dtype, device=local(p).device)
+        state: dict = {"step": 0}
+        moments, axis = (tuple(p.shape), 0 if p.ndim else None)
+        if self._is_matrix(p, group):
+            m = p.shape[0]
+            n = p.numel() // max(m, 1)
+            moments, axis = (m, n), 0
+            if group["projector"] != "none":
+                left = orient(torch.empty(0, n, device="meta"), group["side"], m)[1]
+                k, l = (m, n) if left else (n, m)
+                r = min(int(group["rank"]), m, n)
+                moments, axis = (r, l), (None if left else 1)
+                state["basis"] = torch.zeros(k, r, **kw)
+                if group["projector"] == "online-pca":
+                    state.update(pca_exp_avg=torch.zeros(k, r, **kw), pca_exp_avg_sq=torch.zeros(k, r, **kw),
+                                 pca_step=0)
+                if group["refresh_stagger"]:
+                    state["refresh_phase"] = index * int(group["update_gap"]) // len(group["params"])
+            if group["orthogonalizer"] != "none" and group["limiter"] is not None:
+                state["prev_norm"] = torch.zeros((), dtype=torch.float64 if dtype == torch.float64 else torch.float32,
+                                                 device=kw["device"])
+            if group["preconditioner"] == "subset-norm":
+                shape = subset_norm_stat(torch.empty(m, n, device="meta"), group["subset"], group["subset_reduce"])[0].shape
+                state["sn_exp_avg_sq"] = rows.zeros(shape, subset_axis(m, n, group["subset"]), **kw)
+        state["exp_avg"] = rows.zeros(moments, axis, **kw)
+        if group["base"] == "adam":
+            state["exp_avg_sq"] = rows.zeros(moments, axis, **kw)
+        return state
+
+    def _update(self, p: torch.Tensor, group: dict) -> None:
+        """One step of one parameter on this rank's rows: the stages read local views of the state (split entries
+        are updated in place through them; replicated ones are written back)."""
+        state = self.state[p]
+        view = {k: local(v) for k, v in state.items()}
+        dtype = DTYPES[group["state_dtype"]] if group["state_dtype"] else p.dtype
+        W, G, rows = local(p), local(p.grad), Rows.of(p)
+        if self._is_matrix(p, group):
+            n = p.numel() // max(p.shape[0], 1)
+            self._matrix_update(W.view(W.shape[0], n), G.reshape(G.shape[0], n).to(dtype), rows, group, view)
         else:
-            self._dense_update(p, group, state, dtype)
-        state["step"] += 1
+            self._dense_update(W, G.to(dtype), group, view)
+        view["step"] += 1
+        state.update({k: v for k, v in view.items() if not is_dtensor(state.get(k))})
 
-    def _dense_update(self, p, group, state, dtype) -> None:
+    def _dense_update(self, W, G, group, state) -> None:
         """The dense rule: the group's base update (Adam or momentum SGD) on the raw gradient, no projection."""
-        G = p.grad.to(dtype)
         D = self._base_direction(G, group, state, state["step"])
-        self._apply(p, D, group, 1.0)
+        self._apply(W, D, group, 1.0)
 
-    def _matrix_update(self, p, group, state, dtype) -> None:
-        """Stages 1-6 of the module docstring for one matrix parameter."""
-        G = p.grad.reshape(p.shape[0], -1).to(dtype)
+    def _matrix_update(self, W, G, rows: Rows, group, state) -> None:
+        """Stages 1-6 of the module docstring for one matrix parameter: W and G are this rank's rows (m_i x n) of
+        the m x n matrix (``rows``); see ``subspace.sharded`` for what each stage communicates."""
         t = state["step"]
         projected = group["projector"] != "none"
-        A, left = orient(G, group["side"]) if projected else (G, True)
-        Q, moment_after = self._basis(p, G, left, group, state, dtype) if projected else (None, None)
-        R = Q.mT @ A if Q is not None else A
+        A, left = orient(G, group["side"], rows.size) if projected else (G, True)
+        shape = (rows.size, G.shape[1])
+        Q, moment_after = self._basis(G, rows, left, group, state) if projected else (None, None)
+        R = project(rows, Q, A, left) if Q is not None else A
+        axis = (None if left else 1) if projected else 0  # the axis of R (and D) that follows W's rows
         D = self._base_direction(R, group, state, t)
         if group["orthogonalizer"] != "none":
-            D = self._orthogonalize(D, group, state)
-        factor = shape_factor(group["shape_scale"], *G.shape)
+            D = self._orthogonalize(D, rows, axis, group, state)
+        factor = shape_factor(group["shape_scale"], *shape)
+        Qw = rows.take(Q) if Q is not None and left else Q  # Q's rows that meet W's local rows
         if group["preconditioner"] == "subset-norm":
-            U = self._back_project(Q, D * factor, R, G, left, group["complement_scale"])
-            self._apply(p, self._subset_norm(U, G, group, state, t + 1), group, 1.0)
+            U = self._back_project(Qw, D * factor, R, G, left, group["complement_scale"])
+            self._apply(W, self._subset_norm(U, G, rows, group, state, t + 1), group, 1.0)
         elif Q is None:
-            self._apply(p, D, group, factor)
+            self._apply(W, D, group, factor)
         else:
-            self._apply_projected(p, Q, D, R, G, left, group, factor)
+            self._apply_projected(W, Qw, D, R, G, left, group, factor)
         if moment_after is not None:
             state["exp_avg"].copy_(moment_after)
         if group["projector"] == "online-pca" and t > 0:
-            online_pca_step(state, A, group, R)
+            online_pca_step(state, A, group, R, rows, left)
 
     def _base_direction(self, R, group, state, t) -> torch.Tensor:
-        """Stage 2: Adam (M, V), EMA (M) or momentum (M) on R; the states are created on first use."""
-        if "exp_avg" not in state:
-            state["exp_avg"] = torch.zeros_like(R)
-            if group["base"] == "adam":
-                state["exp_avg_sq"] = torch.zeros_like(R)
+        """Stage 2: Adam (M, V), EMA (M) or momentum (M) on R."""
         if group["base"] == "adam":
             M, V = adam_moments(R, state, group["betas"])
             return adam_combine(M, V, t + 1, group["betas"], group["eps"], group["eps_style"],
@@ -313,7 +388,8 @@ class SubspaceOptimizer(torch.optim.Optimizer):
         """U = Q D (+ s_perp (A - Q R)), returned in G's own (m x n) layout (used by the Subset-Norm path).
 
         Q D + s (A - Q R) = s A + Q (D - s R): one k x r x l product instead of two. For a right projection
-        (A = G^T) the products are taken transposed, D^T Q^T, rather than transposing the result.
+        (A = G^T) the products are taken transposed, D^T Q^T, rather than transposing the result. On a row-split
+        G, Q is the rows of the basis that meet G's (left) or the whole basis (right): the result is G's rows.
         """
         if Q is None:
             return D
@@ -321,36 +397,31 @@ class SubspaceOptimizer(torch.optim.Optimizer):
         U = Q @ X if left else X.mT @ Q.mT
         return U.add_(G, alpha=s_perp) if s_perp else U
 
-    def _basis(self, p, G, left, group, state, dtype) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+    def _basis(self, G, rows: Rows, left, group, state) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
         """(current basis, first moment the state holds after this step or None), refreshing the basis when due.
 
-        Online PCA: SVD on the first step, then moved by its own steps. ``refresh_stagger=True`` shifts the i-th
-        parameter of a group of N by i*T//N steps, so the SVDs of a refresh period are spread over the period
-        instead of all landing on one step (same cadence per parameter). With ``basis_signs="aligned"`` (paper
-        mode) a decomposition's basis gets canonical column signs (``bases.align_signs``: aligned with the
-        previous basis), so kept moments do not depend on the SVD's arbitrary signs; random bases keep their
-        signs, so their law stays uniform.
+        Every basis is computed at the parameter's first update (t = 0). Online PCA: SVD on the first step, then
+        moved by its own steps. ``refresh_stagger=True`` shifts the i-th parameter of a group of N by i*T//N
+        steps, so the SVDs of a refresh period are spread over the period instead of all landing on one step (same
+        cadence per parameter). With ``basis_signs="aligned"`` (paper mode) a decomposition's basis gets canonical
+        column signs (``bases.align_signs``: aligned with the previous basis), so kept moments do not depend on
+        the SVD's arbitrary signs; random bases keep their signs, so their law stays uniform. The basis is
+        replicated: every rank computes the same one (``subspace.sharded``).
         """
         t = state["step"]
-        r = min(int(group["rank"]), *G.shape)
-        if group["refresh_stagger"] and "refresh_phase" not in state:
-            params = group["params"]
-            state["refresh_phase"] = next(i for i, q in enumerate(params) if q is p) * int(group["update_gap"]) // len(params)
+        r = min(int(group["rank"]), rows.size, G.shape[1])
         kind = group["projector"]
         if group["random_after"] is not None and t >= group["random_after"]:
             kind = "stiefel"
         if kind == "online-pca":
-            if "basis" not in state:
-                state["basis"] = self._new_basis("svd", G, r, left, group, dtype, None, t)
-                state["pca_exp_avg"] = torch.zeros_like(state["basis"])
-                state["pca_exp_avg_sq"] = torch.zeros_like(state["basis"])
-                state["pca_step"] = 0
+            if t == 0:
+                state["basis"] = self._new_basis("svd", G, rows, r, left, group, None, t)
             return state["basis"], None
-        old = state.get("basis")
+        old = state["basis"] if t > 0 else None
         if old is not None and not refresh_due(t + state.get("refresh_phase", 0), int(group["update_gap"]),
                                                group["refresh_index"]):
             return old, None
-        Q = self._new_basis(kind, G, r, left, group, dtype, old, t)
+        Q = self._new_basis(kind, G, rows, r, left, group, old, t)
         if Q is old:
             return old, None
         moment_after = None
@@ -379,51 +450,46 @@ class SubspaceOptimizer(torch.optim.Optimizer):
             return True
         return t > 0 and group["random_after"] is not None and t + 1 >= group["random_after"]
 
-    def _new_basis(self, kind, G, r, left, group, dtype, fallback, t) -> torch.Tensor:
+    def _new_basis(self, kind, G, rows: Rows, r, left, group, fallback, t) -> torch.Tensor:
         """``new_basis`` with canonical signs where asked, or the documented fallback when every decomposition
         fails (LinAlgError): the previous basis, or the first r coordinates on a first refresh, so a failed SVD
         never stops training or makes NaN."""
         try:
-            Q = new_basis(kind, G, r, left, self.generator, group, dtype, t)
+            Q = new_basis(kind, G, r, left, self.generator, group, G.dtype, t, rows)
         except torch.linalg.LinAlgError:
             if fallback is not None:
                 return fallback
-            return canonical_basis(G.shape[0] if left else G.shape[1], r, dtype=dtype, device=G.device)
+            return canonical_basis(rows.size if left else G.shape[1], r, dtype=G.dtype, device=G.device)
         if group["basis_signs"] == "aligned" and kind != "stiefel":
             Q = align_signs(Q, fallback)
         return Q
 
-    def _orthogonalize(self, D, group, state) -> torch.Tensor:
+    def _orthogonalize(self, D, rows: Rows, axis, group, state) -> torch.Tensor:
         """Stage 3: exact polar factor or Newton–Schulz, then SUMO's norm-growth limiter (no host sync).
 
-        The limiter, O <- O * min(1, gamma ||O_prev||_F / ||O||_F), acts on Newton–Schulz outputs only: the
-        paper's exact U V^T has ||U V^T||_F = sqrt(min(r, l)) whatever M is, so there it is inert (as in the
-        paper and the released code), and directions that ``polar`` zeroes as numerically null must not read as
-        a change of norm.
+        ``axis``: the axis of D that follows W's rows (None: D is replicated). The limiter,
+        O <- O * min(1, gamma ||O_prev||_F / ||O||_F), acts on Newton–Schulz outputs only: the paper's exact U V^T
+        has ||U V^T||_F = sqrt(min(r, l)) whatever M is, so there it is inert (as in the paper and the released
+        code), and directions that ``polar`` zeroes as numerically null must not read as a change of norm. A
+        first step (previous norm 0) only records the norm.
         """
         if group["orthogonalizer"] == "polar":
-            return polar(D, method=group["polar_method"])
-        O = newton_schulz(D, steps=int(group["ns_steps"]), coeffs=group["ns_coeffs"],
-                          normalize=group["ns_normalize"],
-                          dtype=DTYPES[group["ns_dtype"]] if group["ns_dtype"] else None)
+            return sharded.polar(rows, D, axis, group["polar_method"])
+        O = sharded.newton_schulz(rows, D, axis, steps=int(group["ns_steps"]), coeffs=group["ns_coeffs"],
+                                  normalize=group["ns_normalize"],
+                                  dtype=DTYPES[group["ns_dtype"]] if group["ns_dtype"] else None)
         gamma = group["limiter"]
         if gamma is None:
             return O
-        norm = torch.linalg.matrix_norm(O.double() if O.dtype == torch.float64 else O.float())
-        prev = state.get("prev_norm")
-        if prev is None:
-            state["prev_norm"] = norm
-            return O
-        cap = gamma * torch.as_tensor(prev, dtype=norm.dtype, device=norm.device)
+        norm = fro(rows, O.double() if O.dtype == torch.float64 else O.float(), axis is not None)
+        cap = gamma * state["prev_norm"].to(norm.dtype)
         trips = (cap > 0) & (norm > cap)
         state["prev_norm"] = torch.where(trips, cap, norm)
         return O * torch.where(trips, cap / norm, torch.ones_like(norm)).to(O.dtype)
 
-    def _subset_norm(self, U, G, group, state, t) -> torch.Tensor:
+    def _subset_norm(self, U, G, rows: Rows, group, state, t) -> torch.Tensor:
         """U / (sqrt(V_sn) + eps) with V_sn <- b2 V_sn + (1-b2) ||g_Psi||^2 (SN-SM, paper-claims §4.1)."""
-        stat, view = subset_norm_stat(G, group["subset"], group["subset_reduce"])
-        if "sn_exp_avg_sq" not in state:
-            state["sn_exp_avg_sq"] = torch.zeros_like(stat)
+        stat, view = subset_stat(rows, G, group["subset"], group["subset_reduce"])
         V = state["sn_exp_avg_sq"]
         b2 = group["betas"][1]
         V.mul_(b2).add_(stat, alpha=1.0 - b2)
@@ -437,17 +503,18 @@ class SubspaceOptimizer(torch.optim.Optimizer):
         return group["lr"] if group["fixed_lr"] is None else group["fixed_lr"]
 
     @classmethod
-    def _apply(cls, p: torch.Tensor, U: torch.Tensor, group: dict, factor: float) -> None:
-        """Stage 5: W <- W - lr * scale * factor * U, with decoupled weight decay before or after."""
+    def _apply(cls, W: torch.Tensor, U: torch.Tensor, group: dict, factor: float) -> None:
+        """Stage 5: W <- W - lr * scale * factor * U, with decoupled weight decay before or after (W: local rows)."""
         lr = cls._step_size(group)
-        cls._decay(p, group, lr, "before")
-        p.add_(U.reshape(p.shape).to(p.dtype), alpha=-lr * group["scale"] * factor)
-        cls._decay(p, group, lr, "after")
+        cls._decay(W, group, lr, "before")
+        W.add_(U.reshape(W.shape).to(W.dtype), alpha=-lr * group["scale"] * factor)
+        cls._decay(W, group, lr, "after")
 
     @classmethod
-    def _apply_projected(cls, p, Q, D, R, G, left: bool, group: dict, factor: float) -> None:
+    def _apply_projected(cls, W, Q, D, R, G, left: bool, group: dict, factor: float) -> None:
         """Stages 4-5 fused: W <- W + c (Q X) + c s G with c = -lr * scale, X = factor D - s R, s = complement_scale.
 
+        W (m_i x n) and G are the local rows; Q is the basis rows that meet them (left) or the whole basis (right).
         The coefficient is folded into the small r x l factor and the product is accumulated into W in place
         (one GEMM, no m x n temporary). This also avoids ``W.add_(Q @ X, alpha=c)``, which torch.compile
         (inductor, torch 2.13) miscompiles by dropping alpha (pytorch/pytorch#167313: the add(mm) pattern loses
@@ -457,19 +524,18 @@ class SubspaceOptimizer(torch.optim.Optimizer):
         lr, s = cls._step_size(group), group["complement_scale"]
         c = -lr * group["scale"]
         X = D * factor - s * R if s else D * factor
-        X = (X * c).to(p.dtype)
-        W = p.view(p.shape[0], -1)
-        cls._decay(p, group, lr, "before")
+        X = (X * c).to(W.dtype)
+        cls._decay(W, group, lr, "before")
         if left:
-            W.addmm_(Q.to(p.dtype), X)
+            W.addmm_(Q.to(W.dtype), X)
         else:
-            W.addmm_(X.mT, Q.mT.to(p.dtype))
+            W.addmm_(X.mT, Q.mT.to(W.dtype))
         if s:
-            W.add_(G.to(p.dtype), alpha=c * s)
-        cls._decay(p, group, lr, "after")
+            W.add_(G.to(W.dtype), alpha=c * s)
+        cls._decay(W, group, lr, "after")
 
     @staticmethod
-    def _decay(p: torch.Tensor, group: dict, lr: float, order: str) -> None:
+    def _decay(W: torch.Tensor, group: dict, lr: float, order: str) -> None:
         wd = group["weight_decay"]
         if wd and group["wd_order"] == order:
-            p.mul_(1.0 - lr * wd) if order == "before" else p.add_(p, alpha=-lr * wd)
+            W.mul_(1.0 - lr * wd) if order == "before" else W.add_(W, alpha=-lr * wd)

@@ -17,7 +17,7 @@ from typing import Sequence, Union
 
 import torch
 
-__all__ = ["COEFFICIENTS", "polar", "newton_schulz", "resolve_schedule"]
+__all__ = ["COEFFICIENTS", "polar", "polar_from_gram", "newton_schulz", "ns_iterate", "resolve_schedule"]
 
 COEFFICIENTS: dict[str, tuple[float, ...]] = {
     "muon": (3.4445, -4.7750, 2.0315),
@@ -70,13 +70,20 @@ def polar(M: torch.Tensor, *, rtol: float | None = None, method: str = "svd") ->
 def _polar_gram(M: torch.Tensor, rtol: float | None) -> torch.Tensor:
     tall = M.size(-2) > M.size(-1)
     X = (M.mT if tall else M).to(torch.float64)
-    w, V = torch.linalg.eigh(X @ X.mT)
-    tol = (rtol if rtol is not None else (max(M.shape[-2:]) * torch.finfo(torch.float64).eps) ** 0.5)
+    O = polar_from_gram(X, X @ X.mT, max(M.shape[-2:]), rtol)
+    return (O.mT if tall else O).to(M.dtype)
+
+
+def polar_from_gram(X: torch.Tensor, gram: torch.Tensor, long: int, rtol: float | None = None) -> torch.Tensor:
+    """O = (X X^T)^{-1/2} X for a wide float64 X (k x l) from its k x k Gram ``gram`` (``polar(method="gram")``;
+    ``subspace.sharded`` passes the Gram all-reduced over a column-split X). Directions with eigenvalue at or below
+    rtol^2 w_max count as zero; the default rtol is sqrt(``long`` eps64), ``long`` the larger side of the matrix."""
+    w, V = torch.linalg.eigh(gram)
+    tol = (rtol if rtol is not None else (long * torch.finfo(torch.float64).eps) ** 0.5)
     w_max = w[..., -1:].clamp_min(0)
     keep = w > (tol ** 2) * w_max
     inv_sqrt = torch.where(keep, w.clamp_min(torch.finfo(torch.float64).tiny).rsqrt(), torch.zeros_like(w))
-    O = (V * inv_sqrt.unsqueeze(-2)) @ (V.mT @ X)
-    return (O.mT if tall else O).to(M.dtype)
+    return (V * inv_sqrt.unsqueeze(-2)) @ (V.mT @ X)
 
 
 def _robust_svd(work: torch.Tensor):
@@ -144,14 +151,20 @@ def newton_schulz(M: torch.Tensor, steps: int = 5, coeffs: Schedule = "muon", *,
         norm = X.norm(dim=(-2, -1), keepdim=True)
     else:
         norm = torch.linalg.matrix_norm(X.to(_decomposition_dtype(X.dtype)), ord=2, keepdim=True).to(X.dtype)
-    X = X / (norm + eps)
+    X = ns_iterate(X / (norm + eps), schedule)
+    if tall:
+        X = X.mT
+    return X.to(M.dtype)
+
+
+def ns_iterate(X: torch.Tensor, schedule, gram=None) -> torch.Tensor:
+    """The Newton–Schulz steps X <- a X + b (X X^T) X [+ c (X X^T)^2 X] on a wide, pre-scaled X, one per tuple of
+    ``schedule``; ``gram(X)`` forms X X^T (default: locally; ``subspace.sharded`` all-reduces a column-split X's)."""
     for c in schedule:
-        A = X @ X.mT
+        A = X @ X.mT if gram is None else gram(X)
         if len(c) == 2:
             X = c[0] * X + c[1] * (A @ X)
         else:
             B = c[1] * A + (c[2] * A) @ A  # Muon's association (c * A) @ A: the same roundings in bfloat16
             X = c[0] * X + B @ X
-    if tall:
-        X = X.mT
-    return X.to(M.dtype)
+    return X

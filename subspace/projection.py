@@ -11,15 +11,17 @@ from __future__ import annotations
 import torch
 
 from .bases import randomized_svd_basis, stiefel, svd_basis
+from .sharded import Rows, fro
 from .updates import adam_combine
 
 __all__ = ["orient", "refresh_due", "new_basis", "move_moments", "online_pca_grad", "online_pca_step"]
 
 
-def orient(G: torch.Tensor, side: str = "auto") -> tuple[torch.Tensor, bool]:
+def orient(G: torch.Tensor, side: str = "auto", m: int | None = None) -> tuple[torch.Tensor, bool]:
     """Return (A, left): A = G for a left projection, else G^T. ``side="auto"`` projects the smaller side
-    (left iff m < n, GaLore's rule); ``"left"``/``"right"`` force one (the GoLore simulation projects left)."""
-    left = G.shape[0] < G.shape[1] if side == "auto" else side == "left"
+    (left iff m < n, GaLore's rule); ``"left"``/``"right"`` force one (the GoLore simulation projects left).
+    ``m``: the whole matrix's row count when G holds some of its rows (``subspace.sharded``)."""
+    left = (G.shape[0] if m is None else m) < G.shape[1] if side == "auto" else side == "left"
     return (G if left else G.mT), left
 
 
@@ -29,7 +31,7 @@ def refresh_due(step: int, gap: int, index: str) -> bool:
 
 
 def new_basis(kind, G: torch.Tensor, r: int, left: bool, generator: torch.Generator, group: dict,
-              dtype: torch.dtype, step: int) -> torch.Tensor:
+              dtype: torch.dtype, step: int, rows: Rows | None = None) -> torch.Tensor:
     """A fresh k x r orthonormal basis for G (m x n) from the named projector, or from a callable one.
 
     ``svd``: top-r singular vectors (GaLore Alg. 2, SUMO "Truncated_SVD", OSD initialisation), through
@@ -40,18 +42,22 @@ def new_basis(kind, G: torch.Tensor, r: int, left: bool, generator: torch.Genera
     k x l gradient A and the step count t and must return a k x r basis with orthonormal columns (checked).
     If every decomposition route fails, ``torch.linalg.LinAlgError`` propagates: the optimizer then keeps the
     previous basis, or takes the canonical one on a first refresh.
+    G may be the local rows of a row-split gradient (``rows``): the basis is then the whole matrix's, the same on
+    every rank (a callable gets the all-gathered gradient; see ``subspace.sharded`` for what each route sends).
     """
     side = "left" if left else "right"
-    k = G.shape[0] if left else G.shape[1]
+    rows = rows or Rows.whole(G.shape[0])
+    k = rows.size if left else G.shape[1]
     if callable(kind):
-        Q = _checked_user_basis(kind(G if left else G.mT, r, step), k, r)
+        whole = rows.gather(G)
+        Q = _checked_user_basis(kind(whole if left else whole.mT, r, step), k, r)
     elif kind == "stiefel":
         Q = stiefel(k, r, generator, method=group["stiefel_method"])
     elif kind == "rsvd":
         Q = randomized_svd_basis(G, r, side, oversample=int(group["oversample"]),
-                                 power_iters=int(group["power_iters"]), generator=generator)
+                                 power_iters=int(group["power_iters"]), generator=generator, rows=rows)
     else:
-        Q = svd_basis(G, r, side, driver=group["svd_driver"])
+        Q = svd_basis(G, r, side, driver=group["svd_driver"], rows=rows)
     return Q.to(device=G.device, dtype=dtype)
 
 
@@ -94,22 +100,28 @@ def move_moments(state: dict, Q_old: torch.Tensor, Q_new: torch.Tensor, policy: 
     return after
 
 
-def online_pca_grad(P: torch.Tensor, A: torch.Tensor, orth: float,
-                    R: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def online_pca_grad(P: torch.Tensor, A: torch.Tensor, orth: float, R: torch.Tensor | None = None,
+                    rows: Rows | None = None, left: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
     """Gradient and value of OSD's online-PCA loss (OSD eq. 6) at P (k x r) for the gradient A (k x l).
 
     L(P) = ||P P^T A~ - A~||_F^2 + orth ||P^T P - I||_F^2 with A~ = A / ||A||_F (A~ = 0 when A = 0). With
     R~ = P^T A~ (pass ``R = P^T A`` when already computed) and E = P R~ - A~ the reconstruction term's gradient
     2 (E A~^T P + A~ E^T P) equals 2 [P (R~ R~^T) + (A~ R~^T)(P^T P) - 2 A~ R~^T]: one k x l x r product;
     its value is tr(R~^T P^T P R~) - 2 ||R~||^2 + ||A~||^2. The penalty adds 4 orth P (P^T P - I).
+
+    A may hold some rows of a row-split gradient (``rows``; P and the result are whole): for a left projection
+    A's rows are split, R is whole and the k x r product A R~^T is all-gathered; for a right one A's and R's
+    columns are split and the sums over them (||A||, R~ R~^T, A R~^T, the value's traces) are all-reduced.
     """
-    norm = torch.linalg.matrix_norm(A)
+    rows = rows or Rows.whole(A.shape[0] if left else A.shape[1])
+    cols = (lambda x: x) if left else rows.sum  # sums over A's columns
+    norm = fro(rows, A, True)
     inv = torch.where(norm > 0, 1.0 / norm, torch.zeros_like(norm))
-    Rt = (P.mT @ A if R is None else R) * inv
-    AR = (A @ Rt.mT) * inv
+    Rt = ((rows.take(P) if left else P).mT @ A if R is None else R) * inv
+    AR = (rows.gather(A @ Rt.mT) if left else cols(A @ Rt.mT)) * inv
     PtP = P.mT @ P
-    grad = 2.0 * (P @ (Rt @ Rt.mT) + AR @ PtP - 2.0 * AR)
-    loss = (Rt * (PtP @ Rt)).sum() - 2.0 * (Rt * Rt).sum() + (norm * inv) ** 2
+    grad = 2.0 * (P @ cols(Rt @ Rt.mT) + AR @ PtP - 2.0 * AR)
+    loss = cols((Rt * (PtP @ Rt)).sum() - 2.0 * (Rt * Rt).sum()) + (norm * inv) ** 2
     if orth:
         D = PtP - torch.eye(P.shape[1], dtype=P.dtype, device=P.device)
         grad = grad + 4.0 * orth * (P @ D)
@@ -117,7 +129,8 @@ def online_pca_grad(P: torch.Tensor, A: torch.Tensor, orth: float,
     return grad, loss
 
 
-def online_pca_step(state: dict, A: torch.Tensor, group: dict, R: torch.Tensor | None = None) -> None:
+def online_pca_step(state: dict, A: torch.Tensor, group: dict, R: torch.Tensor | None = None,
+                    rows: Rows | None = None, left: bool = True) -> None:
     """One AdamW step (torch semantics, betas (0.9, 0.999), eps 1e-8) of the basis P on the online-PCA loss.
 
     Learning rate: alpha * lr (``pca_lr_rule="ratio"``, OSD Alg. 1 remark, alpha = ``pca_lr_ratio`` = 5) or
@@ -126,7 +139,7 @@ def online_pca_step(state: dict, A: torch.Tensor, group: dict, R: torch.Tensor |
     the new P acts from the next step (OSD Alg. 1 and code alike). No re-orthonormalisation.
     """
     P = state["basis"]
-    grad, _ = online_pca_grad(P, A.to(P.dtype), float(group["pca_orth"]), R)
+    grad, _ = online_pca_grad(P, A.to(P.dtype), float(group["pca_orth"]), R, rows, left)
     if group["pca_lr_rule"] == "ratio":
         lr = float(group["pca_lr_ratio"]) * group["lr"]
     else:

@@ -59,18 +59,24 @@ def momentum_direction(R: torch.Tensor, state: dict, mu: float, dampening: float
     return mixed
 
 
-def subset_norm_stat(G: torch.Tensor, subset, reduce: str) -> tuple[torch.Tensor, tuple]:
+def subset_norm_stat(G: torch.Tensor, subset, reduce: str, rows: int | None = None,
+                     sum_rows=None) -> tuple[torch.Tensor, tuple]:
     """Per-subset squared norm ||g_Psi||^2 of a gradient and the shape the update must take to divide by it.
 
     ``subset="heuristic"`` (SN-SM code, paper-claims §4.1): for G of shape (m, n) one subset per index of the larger
     dimension spanning the smaller one, so the statistic is (m, 1) if m >= n else (1, n): state max(m, n).
     An integer k: G is flattened into contiguous chunks of k' elements, k' the largest divisor of numel <= k, and the
     statistic has shape (numel/k', 1). ``reduce="mean"`` divides the sum by the subset size.
+    For G the local rows of a row-split gradient (``subspace.sharded``), ``rows`` is the whole matrix's row count
+    and ``sum_rows`` all-reduces the partial column sums (heuristic subsets only).
     """
     if subset == "heuristic" and G.ndim == 2:
-        dim = 1 if G.shape[0] >= G.shape[1] else 0
+        m = G.shape[0] if rows is None else rows
+        dim = 1 if m >= G.shape[1] else 0
         stat = (G * G).sum(dim=dim, keepdim=True)
-        size = G.shape[dim]
+        if dim == 0 and sum_rows is not None:
+            stat = sum_rows(stat)
+        size = m if dim == 0 else G.shape[1]
         view = tuple(G.shape)
     else:
         numel = G.numel()
