@@ -59,3 +59,10 @@ assert out.verdict == "holds", out.reason
 # %%
 out = show("osd.fig2", SCALE)
 assert out.verdict == "holds", out.reason
+
+# %% [markdown]
+# ## Figure 3 (tiny-scale proxy, kind "reading"): rank, alpha and lambda sweeps on stochastic least squares
+
+# %%
+out = show("osd.fig3", SCALE)
+assert out.verdict == "holds", out.reason

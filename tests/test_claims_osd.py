@@ -15,7 +15,7 @@ from claims.registry import default_registry
 from claims.runner import execute
 from claim_checks import check_outcome as _check_common
 
-IDS = ("osd.thm4.5", "osd.adam-a-below-b4", "osd.online-pca-stationarity", "osd.online-pca")
+IDS = ("osd.thm4.5", "osd.adam-a-below-b4", "osd.online-pca-stationarity", "osd.online-pca", "osd.fig3")
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +53,7 @@ def test_thm45_hamiltonian_never_increases_and_runs_become_stationary(outcomes):
     for proj in ("online-pca", "drift"):
         assert not pairs[f"adam(a<b/4)/{proj}"]["in_theorem"]
         assert pairs[f"adam(a<b/4)/{proj}"]["worst_excess"] > 0
-    assert len(out.verdict.inputs["parts"]) == 16
+    assert len(out.verdict.inputs["parts"]) == 13     # 12 H parts + the stationarity aggregate of 4 runs
     assert {r["projection"] for r in out.rows} == {"online-pca", "drift"}
 
 
@@ -229,3 +229,48 @@ def test_osd_fig2_speedups_are_computed_from_the_timings():
         svd = next(r["value"] for r in out.rows if r["method"] == "svd" and r["shape"] == shape)
         assert s == pytest.approx(svd / times[("online-pca", shape)])
     assert out.verdict == ("holds" if min(out.measured["speedup"].values()) > 1 else "violated")
+
+
+# ------------------------------------------------------------------------------------------- Figure 3 (proxy)
+
+def test_fig3_proxy_orderings_hold_with_significance(outcomes):
+    out = outcomes["osd.fig3"]
+    _check_common(out, measured_keys=("final_loss_mean", "lambda_diff_ci90", "lambda_margin", "p_values"),
+                  row_keys=("sweep", "value"))
+    assert default_registry().get("osd.fig3").kind == "reading"
+    assert out.verdict == "holds", out.reason
+    mean = out.measured["final_loss_mean"]
+    assert mean["r=8,alpha=5,lambda=0.1"] < mean["r=4,alpha=5,lambda=0.1"] < mean["r=2,alpha=5,lambda=0.1"]
+    assert mean["r=4,alpha=5,lambda=0.1"] < mean["r=4,alpha=50,lambda=0.1"]
+    assert all(p < 0.05 for p in out.measured["p_values"].values())
+    delta = out.measured["lambda_margin"]
+    assert all(-delta <= lo <= hi <= delta for lo, hi in out.measured["lambda_diff_ci90"].values())
+    fig = default_registry().get("osd.fig3").draw(out.rows)
+    assert len(fig.axes) == 3
+    fig.clear()
+
+
+def test_fig3_rule_is_not_vacuous():
+    """Negative control: swapping the roles (claiming r = 2 beats r = 4) is rejected by the same rule."""
+    a, b = [2.1, 2.2, 2.0, 2.3], [0.5, 0.45, 0.52, 0.48]
+    assert V.ordering_significant(a, b, paired=True) == "violated"
+
+
+def test_stationarity_aggregate():
+    """A still-moving run is not evidence; a stall is a counterexample; fewer than 2 decided runs: inconclusive."""
+    h = V.ci_at_most(0.0, 0.01, 0.1)
+    moving = V.ci_at_most(0.0, 1.0, 0.1)
+    stall = V.ci_at_most(0.5, 0.6, 0.1)
+    assert O.stationarity_aggregate([h, h, moving, moving]) == "holds"
+    assert O.stationarity_aggregate([h, moving, moving, moving]) == "inconclusive"
+    assert O.stationarity_aggregate([h, h, h, stall]) == "violated"
+    v = O.stationarity_aggregate([h, h, h, moving])
+    assert V.recompute(v) == v
+
+
+def test_cheapest_stochastic_claim_same_verdict_at_two_seed_families():
+    """Issue 10 item 2: the verdict is a property of the claim, not of the seed family."""
+    from claims.registry import Context
+    fn = default_registry().get("osd.adam-a-below-b4").fn
+    verdicts = [fn(Context("osd.adam-a-below-b4", scale="quick", seed_family=f)).verdict for f in (0, 1)]
+    assert verdicts[0] == verdicts[1] == "holds", [v.reason for v in verdicts]
