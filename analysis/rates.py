@@ -27,7 +27,7 @@ import numpy as np
 from scipy import stats
 
 __all__ = ["SlopeFit", "loglog_slope", "steps_to_target", "running_min", "running_mean",
-           "gradient_norm_summaries", "Comparison", "compare_methods"]
+           "gradient_norm_summaries", "Comparison", "compare_methods", "loglog_plane_fit"]
 
 
 @dataclass(frozen=True)
@@ -193,3 +193,36 @@ def compare_methods(a, b, *, test: str = "welch", alpha: float = 0.05, lower_is_
         verdict = "a" if advantage > 0 else "b"
     return Comparison(test=test, statistic=statistic, p_value=p, alpha=alpha, verdict=verdict,
                       n_a=int(a.size), n_b=int(b.size), mean_a=float(a.mean()), mean_b=float(b.mean()))
+
+
+def loglog_plane_fit(T, delta, y, *, n_boot: int = 2000, level: float = 0.95, seed: int = 0) -> dict:
+    """Least-squares fit log ybar = c + a log T + b log delta over a (T x delta) grid, ybar the across-seed mean
+    of ``y`` (shape (seeds, len T, len delta), positive), with percentile bootstrap CIs for a and b from resampling
+    whole seeds (as ``loglog_slope(resample="seeds")``).  Returns {"a", "b", "a_ci", "b_ci", "intercept", "r2"}."""
+    T = np.asarray(T, dtype=np.float64)
+    d = np.asarray(delta, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    if y.ndim != 3 or y.shape[1:] != (T.size, d.size):
+        raise ValueError(f"y must have shape (seeds, {T.size}, {d.size}), got {y.shape}")
+    if np.any(y <= 0) or np.any(T <= 0) or np.any(d <= 0):
+        raise ValueError("T, delta and y must be positive for a log-log fit")
+    lt, ld = np.meshgrid(np.log(T), np.log(d), indexing="ij")
+    Xd = np.column_stack([np.ones(lt.size), lt.ravel(), ld.ravel()])
+    pinv = np.linalg.pinv(Xd)
+
+    def fit(ybar):
+        return pinv @ np.log(ybar).ravel()
+
+    coef = fit(y.mean(0))
+    ly = np.log(y.mean(0)).ravel()
+    resid = ly - Xd @ coef
+    sst = ((ly - ly.mean()) ** 2).sum()
+    rng = np.random.default_rng(seed)
+    k = y.shape[0]
+    boots = np.array([fit(y[rng.integers(0, k, size=k)].mean(0)) for _ in range(n_boot)])
+    q = (1 - level) / 2
+    a_ci = np.quantile(boots[:, 1], [q, 1 - q])
+    b_ci = np.quantile(boots[:, 2], [q, 1 - q])
+    return {"a": float(coef[1]), "b": float(coef[2]), "intercept": float(coef[0]),
+            "a_ci": [float(a_ci[0]), float(a_ci[1])], "b_ci": [float(b_ci[0]), float(b_ci[1])],
+            "r2": float(1 - (resid ** 2).sum() / sst) if sst > 0 else 1.0, "level": level, "n_boot": n_boot}

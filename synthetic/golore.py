@@ -18,6 +18,10 @@ are e_{p+1..n} and P^T grad f(X) = 0: the informative top block is never updated
 Random draws follow the official script exactly: one generator seeded with ``seed`` draws B_11 = randn(p, p) and
 then X0's bottom block randn(r, n), both in float32 as the script does, then cast to ``dtype``; so seed 42 gives the
 official problem bit for bit (f* = -23.2174... for n=10, r=4, sigma=1).
+
+``noise_sigma`` (default: ``sigma``, the paper's coupling) sets the noise scale alone: the gradient noise is
+xi * noise_sigma * C while B_11 and X0 keep the scale ``sigma``.  It lets a claim choose the ratio of the noise to
+the initial gradient (GoLore's rate claims) without changing the problem's draw.
 """
 from __future__ import annotations
 
@@ -32,11 +36,12 @@ class GoLoreCounterexample:
     """GoLore problem (1) with its constants: ``L`` = 1, ``f_star``, ``x_star`` and the GaLore stall test."""
 
     def __init__(self, n: int = 10, r: int = 4, sigma: float = 1.0, seed: int = 42,
-                 dtype: torch.dtype = torch.float64):
+                 dtype: torch.dtype = torch.float64, *, noise_sigma: float | None = None):
         self.n = check_int(n, "n", minimum=2)
         self.r = check_int(r, "r", minimum=1, maximum=self.n - 1)
         self.sigma = check_real(sigma, "sigma", minimum=0.0, strict_min=True)
         self.seed = check_int(seed, "seed", minimum=0)
+        self.noise_sigma = self.sigma if noise_sigma is None else check_real(noise_sigma, "noise_sigma", minimum=0.0)
         self.dtype = check_dtype(dtype)
         p, n, r = self.n - self.r, self.n, self.r
         gen = torch.Generator().manual_seed(self.seed)
@@ -74,8 +79,8 @@ class GoLoreCounterexample:
         return -self.B.clone()
 
     def noise_variance(self, batch: int = 1) -> float:
-        """E||g(X; xi) - grad f(X)||_F^2 = r sigma^2 / batch."""
-        return self.r * self.sigma ** 2 / check_batch(batch)
+        """E||g(X; xi) - grad f(X)||_F^2 = r noise_sigma^2 / batch."""
+        return self.r * self.noise_sigma ** 2 / check_batch(batch)
 
     # ----------------------------------------------------------------------------------------------- oracle
     def _consts(self, X: torch.Tensor):
@@ -95,17 +100,17 @@ class GoLoreCounterexample:
 
     def noise(self, generator: torch.Generator | int, batch: int = 1, *, like: torch.Tensor | None = None
               ) -> torch.Tensor:
-        """xi_bar * sigma * C with xi_bar the mean of ``batch`` independent Rademacher draws from ``generator``."""
+        """xi_bar * noise_sigma * C with xi_bar the mean of ``batch`` independent Rademacher draws from ``generator``."""
         gen = as_generator(generator)
         b = check_batch(batch)
         xi = torch.randint(0, 2, (b,), generator=gen, dtype=torch.int64) * 2 - 1
         xi_bar = xi.to(torch.float64).mean()
         dtype = like.dtype if like is not None else self.dtype
         device = like.device if like is not None else None
-        return (xi_bar * self.sigma * self.C.double()).to(dtype=dtype, device=device)
+        return (xi_bar * self.noise_sigma * self.C.double()).to(dtype=dtype, device=device)
 
     def stochastic_grad(self, X: torch.Tensor, generator: torch.Generator | int, batch: int = 1) -> torch.Tensor:
-        """Unbiased stochastic gradient grad f(X) + xi_bar sigma C (batch b averages b Rademacher draws)."""
+        """Unbiased stochastic gradient grad f(X) + xi_bar noise_sigma C (batch b averages b Rademacher draws)."""
         return self.grad(X) + self.noise(generator, batch, like=X)
 
     def x0(self) -> torch.Tensor:
@@ -118,13 +123,13 @@ class GoLoreCounterexample:
         return float(self.loss(X.detach().double())) - self.f_star
 
     def galore_stall_condition(self, X: torch.Tensor) -> bool:
-        """True iff every singular value of the true gradient is < sigma (paper-claims §2.1 mechanism).
+        """True iff every singular value of the true gradient is < noise_sigma (paper-claims §2.1 mechanism).
 
         When it holds and X_12 = 0, the top-r left singular subspace of any stochastic gradient is exactly
         span(e_{p+1}, ..., e_n), so GaLore's projected true gradient P^T grad f(X) vanishes.
         """
         G = self.grad(X.detach().double())
-        return bool(torch.linalg.matrix_norm(G, ord=2) < self.sigma)
+        return bool(torch.linalg.matrix_norm(G, ord=2) < self.noise_sigma)
 
     def projected_true_gradient(self, X: torch.Tensor, P: torch.Tensor) -> torch.Tensor:
         """P^T grad f(X) for a left basis P (n x k): what a left-projected method sees of the true gradient."""
