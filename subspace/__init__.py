@@ -18,3 +18,5 @@ __all__ = ["available", "make", "param_groups", "as_groups", "state_numel", "PRE
            "SubspaceOptimizer", "PresetOptimizer", "AdamW", "GaLore", "GoLore", "GaLoreSGDM", "GoLoreSGDM", "SUMO",
            "SUMONS5", "Muon", "OSD", "AdamSN", "AdamSNSM", "DTYPES", "polar", "newton_schulz", "COEFFICIENTS",
            "stiefel", "svd_basis", "randomized_svd_basis"]
+from .factorized import FactorizedLinear, FactorizedOptimizer, factorize, make_factorized, unfactorize  # noqa: E402
+__all__ += ["make_factorized", "factorize", "unfactorize", "FactorizedLinear", "FactorizedOptimizer"]

@@ -539,3 +539,14 @@ class SubspaceOptimizer(torch.optim.Optimizer):
         wd = group["weight_decay"]
         if wd and group["wd_order"] == order:
             W.mul_(1.0 - lr * wd) if order == "before" else W.add_(W, alpha=-lr * wd)
+
+    # ------------------------------------------------------------------ stages 2-3 on a given R (factorized form)
+    def projected_direction(self, R: torch.Tensor, group: dict, state: dict) -> torch.Tensor:
+        """Stages 2-3 on a projected gradient R (r x l) that the caller formed: the base update at step
+        ``state["step"]`` (moments updated in place), then the orthogonalizer and limiter; D before the shape
+        factor and the outer step. ``subspace.factorized`` passes R = dL/dC = B^T grad_W, so both step paths run
+        one implementation of these stages (R replicated: a single-process or DDP parameter)."""
+        D = self._base_direction(R, group, state, state["step"])
+        if group["orthogonalizer"] != "none":
+            D = self._orthogonalize(D, Rows.whole(R.shape[0]), None, group, state)
+        return D
