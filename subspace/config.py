@@ -57,6 +57,7 @@ CHOICES: dict[str, tuple] = {
     "wd_order": ("before", "after"),
     "nd_rule": ("reshape", "dense"),
     "state_dtype": (None, "float32", "float64", "bfloat16"),
+    "state_bits": (32, 8),                      # moments stored as they are, or block-wise 8-bit (subspace.quantize)
 }
 
 #: Every group key with its default (the neutral value: plain Adam on the full matrix).
@@ -72,7 +73,7 @@ GROUP_DEFAULTS: dict = {
     "limiter": None, "complement_scale": 0.0,
     "preconditioner": "none", "subset": "heuristic", "subset_reduce": "sum",
     "scale": 1.0, "shape_scale": "none", "nd_rule": "reshape", "state_dtype": None,
-    "low_rank": True,
+    "state_bits": 32, "state_block": 256, "low_rank": True,
 }
 
 #: Base updates the dense rule may run.
@@ -83,6 +84,7 @@ READS: dict[str, tuple[str, ...]] = {
     # every rule (``fixed_lr``: when set, the step uses it instead of ``lr``, which LR schedulers edit)
     "lr": ("every",), "fixed_lr": ("every",), "weight_decay": ("every",), "wd_order": ("every",),
     "state_dtype": ("every",), "low_rank": ("every",), "base": ("every",),
+    "state_bits": ("every",), "state_block": ("state_bits=8",),
     # the matrix rule: its stage choices and outer step
     "projector": ("matrix",), "orthogonalizer": ("matrix",), "preconditioner": ("matrix",),
     "scale": ("matrix",), "shape_scale": ("matrix",), "nd_rule": ("matrix",),
@@ -119,6 +121,8 @@ KEY_DOCS: dict[str, tuple[str, str]] = {
     "weight_decay": ("float", "decoupled weight decay lambda: W <- W - lr lambda W"),
     "wd_order": ("str", "'before' or 'after' the gradient step"),
     "state_dtype": ("str | None", "precision of the optimizer state (None: the parameter's)"),
+    "state_bits": ("int", "moment storage: 32 (the state dtype) or 8 (block-wise dynamic 8-bit, subspace.quantize)"),
+    "state_block": ("int", "B, elements per 8-bit block (one float32 scale each)"),
     "low_rank": ("bool", "group flag: the low-rank (matrix) rule, or the dense rule when False"),
     "base": ("str", "base update on the projected gradient: 'adam', 'ema' (first moment only) or 'momentum'"),
     "projector": ("str | Callable", "'none', 'svd', 'rsvd', 'stiefel', 'online-pca' or fn(A, r, t) -> Q (k x r)"),
@@ -173,7 +177,7 @@ def stages(cfg: dict) -> frozenset[str]:
     ``orthogonalized``: any orthogonalizer; ``matrix``: the low-rank (matrix) rule, not the dense one.
     """
     cfg = {**GROUP_DEFAULTS, **cfg}
-    out = {"every", f"base={cfg['base']}"}
+    out = {"every", f"base={cfg['base']}", f"state_bits={cfg['state_bits']}"}
     if not cfg["low_rank"]:
         return frozenset(out)
     proj = "callable" if callable(cfg["projector"]) else cfg["projector"]
@@ -242,7 +246,7 @@ def validate_group(group: dict) -> dict:
     for key in ("pca_weight_decay", "fixed_lr"):
         if group.get(key) is not None:
             _number(key, group[key], lo=0.0)
-    for key in ("rank", "update_gap"):
+    for key in ("rank", "update_gap", "state_block"):
         if key in group:
             _number(key, group[key], lo=1, integer=True)
     for key in ("oversample", "power_iters"):

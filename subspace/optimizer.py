@@ -27,6 +27,7 @@ import torch
 from . import sharded
 from .bases import align_signs, canonical_basis
 from .config import DTYPES, GROUP_DEFAULTS, dense_rule, reads, validate_group
+from .quantize import pack, unpacked
 from .projection import move_moments, new_basis, online_pca_step, orient, refresh_due
 from .sharded import Rows, fro, is_dtensor, local, project, subset_axis, subset_stat
 from .updates import adam_combine, adam_moments, momentum_direction, shape_factor, subset_norm_stat
@@ -275,10 +276,7 @@ class SubspaceOptimizer(torch.optim.Optimizer):
                                      "(pass nonfinite='skip' to skip such steps)")
         for group in self.param_groups:
             for i, p in enumerate(group["params"]):
-                if not self.state[p]:
-                    self.state[p] = self._fresh_state(p, group, i)
-                if p.grad is not None:
-                    self._update(p, group)
+                self.step_parameter(p, group, i)
         return loss
 
     @staticmethod
@@ -550,3 +548,22 @@ class SubspaceOptimizer(torch.optim.Optimizer):
         if group["orthogonalizer"] != "none":
             D = self._orthogonalize(D, Rows.whole(R.shape[0]), None, group, state)
         return D
+
+    # ------------------------------------------------------------------ one parameter (fused backward, 8-bit state)
+    @torch.no_grad()
+    def step_parameter(self, p: torch.Tensor, group: Optional[dict] = None, index: Optional[int] = None) -> None:
+        """Update ``p`` alone from ``p.grad`` (``step``'s body for one parameter, without the non-finite screen).
+
+        Creates p's state at its first call (with or without a gradient). With ``state_bits=8`` the moments are
+        dequantized for the update and re-quantized after it (``subspace.quantize``). ``group``/``index``: p's
+        group and its position there (looked up when not given). ``subspace.fuse_into_backward`` calls this from
+        each parameter's post-accumulate-grad hook.
+        """
+        if group is None:
+            group, index = next((g, i) for g in self.param_groups for i, q in enumerate(g["params"]) if q is p)
+        if not self.state[p]:
+            self.state[p] = pack(self._fresh_state(p, group, index), group)
+        if p.grad is not None:
+            dtype = DTYPES[group["state_dtype"]] if group["state_dtype"] else p.dtype
+            with unpacked(self.state[p], group, dtype):
+                self._update(p, group)

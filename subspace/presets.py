@@ -15,19 +15,25 @@ ValueError naming it and listing what the preset accepts.
 State-size formulas are per parameter, counted in elements of the state tensors, for W of shape m x n with
 k = min(m, n), l = max(m, n) (the projected and the other side when ``side`` forces one) and r = min(rank, m, n).
 Dense parameters (and any parameter of a dense group) hold Adam's two moments, 2 * numel (momentum SGD: numel).
-Scalars (step counters, the limiter's previous norm) are not counted.
+Scalars (step counters, the limiter's previous norm) are not counted. Bytes (``state_bytes``) are elements x s, the
+state's element size, except with ``state_bits=8``: each moment of the base update (M, and V for Adam; r l elements
+under a projector, m n without one, numel for a dense parameter) then takes q(E) = E + 4 ceil(E / B) bytes
+(uint8 codes and one float32 scale per block of B = ``state_block`` elements, ``subspace.quantize``); bases and
+the other statistics keep s bytes per element. Each preset's "8-bit" line below is that formula.
 """
 from __future__ import annotations
 
 import inspect
+import math
 from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 from .config import GROUP_DEFAULTS, KEY_DOCS, dense_rule, reads, validate_group
 from .groups import as_groups
 from .optimizer import SubspaceOptimizer
+from .quantize import moment_bytes
 
-__all__ = ["PRESETS", "CONSTRUCTORS", "available", "make", "state_numel", "Preset", "PresetOptimizer"]
+__all__ = ["PRESETS", "CONSTRUCTORS", "available", "make", "state_numel", "state_bytes", "Preset", "PresetOptimizer"]
 
 #: Official codes all call torch.linalg.svd and keep its signs (applied where the rule reads the key).
 _OFFICIAL_ALL = {"svd_driver": "svd", "basis_signs": "decomposition"}
@@ -106,7 +112,7 @@ def _sn_numel(m, n, cfg):
 _register("adamw", "AdamW", """
 AdamW (Loshchilov & Hutter 2019; torch.optim.AdamW semantics), the full-rank baseline.
     M <- b1 M + (1-b1) G;  V <- b2 V + (1-b2) G^2;  W <- W (1 - lr wd) - lr (M/bc1) / (sqrt(V/bc2) + eps).
-State: 2 m n.
+State: 2 m n.  8-bit: 2 q(m n) bytes.
 """, dict(projector="none", base="adam", weight_decay=0.01, wd_order="before"),
     state=lambda m, n, r, cfg: 2 * m * n)
 
@@ -115,7 +121,7 @@ GaLore-Adam (Zhao et al. 2024, Alg. 2; §4): every T steps Q <- top-r singular v
     R = Q^T G;  M, V <- Adam moments of R;  N = M_hat / (sqrt(V_hat) + eps);  W <- W - lr * alpha * Q N.
 Moments are kept unchanged when Q changes (paper and code). Paper defaults: alpha = 0.25, T = 200, eps = 1e-8.
 official: HF-style eps 1e-6 on the un-corrected sqrt(V) (galore-torch 1.0 GaLoreAdamW); refresh at 0, T, 2T in both.
-State: k r + 2 r l  (paper Table 1: m r + 2 n r for m <= n).
+State: k r + 2 r l  (paper Table 1: m r + 2 n r for m <= n).  8-bit: k r s + 2 q(r l) bytes.
 """, dict(projector="svd", base="adam", scale=0.25, moment_on_refresh="keep"),
     official=dict(_HF_ADAM), state=_adam_state)
 
@@ -128,7 +134,7 @@ official (pkumelon/Golore@7ee5a8a peft_pretraining/golore_torch/adamw.py): bases
 (``stiefel_method="polar"``); at every refresh after the first (SVD or random) the step uses the transported first
 moment once while the stored moment keeps its old coordinates without that step's gradient (the code's rebinding
 bug, ``moment_on_refresh="transport-step"``); HF eps 1e-6; weight decay after the update.
-State: k r + 2 r l.
+State: k r + 2 r l.  8-bit: k r s + 2 q(r l) bytes.
 """, dict(projector="svd", base="adam", moment_on_refresh="transport", random_after=0),
     official=dict(moment_on_refresh="transport-step", stiefel_method="polar", wd_order="after", **_HF_ADAM),
     random_fraction=True, state=_adam_state)
@@ -137,7 +143,7 @@ _register("galore-sgdm", "GaLoreSGDM", """
 GaLore with momentum SGD as the subspace optimizer (GoLore paper's framework, Alg. 1 with MSGD and momentum
 projection; the object of Theorems 1-3): Q <- top-r singular vectors of G every T steps,
     M <- Q_new^T Q_old M at refresh;  M <- mu M + Q^T G;  W <- W - lr * alpha * Q M.
-Deterministic gradients give Thm 2's setting, large batches Thm 3's. State: k r + r l.
+Deterministic gradients give Thm 2's setting, large batches Thm 3's. State: k r + r l (8-bit: k r s + q(r l) bytes).
 official (GoLore repository's GaLore SGD, pkumelon/Golore@7ee5a8a peft_pretraining/galore_torch/sgd.py with
 torchrun_main.py's defaults): no momentum projection (moments kept), torch's SGD buffer
 M <- mu M + (1 - dampening) R with dampening 0.9 and M_0 = R_0 (``momentum_init="grad"``), no weight decay (the
@@ -148,7 +154,7 @@ code applies none), and the dense parameters run the same momentum SGD.
 
 _register("golore-sgdm", "GoLoreSGDM", """
 GoLore with momentum SGD (He et al. 2025, Thm 4): Q ~ Uniform(St(k, r)) every T steps, momentum projection,
-    M <- mu M + Q^T G;  W <- W - lr * alpha * Q M.   ``golore_fraction`` as for ``golore``. State: k r + r l.
+    M <- mu M + Q^T G;  W <- W - lr * alpha * Q M.   ``golore_fraction`` as for ``golore``. State: k r + r l (8-bit: k r s + q(r l)).
 official (pkumelon/Golore@7ee5a8a peft_pretraining/golore_torch/sgd.py, torchrun_main.py's defaults): as
 ``galore-sgdm`` official (dampening 0.9, M_0 = R_0, no weight decay, momentum SGD on the dense parameters), with
 bases Z (Z^T Z)^(-1/2) (``stiefel_method="polar"``) and the code's one-step transport at each refresh
@@ -183,7 +189,7 @@ U V^T comes from the float64 eigensystem of the r x r Gram M M^T (``polar_method
 singular directions of M below sqrt(max(m, n) eps64) s1 (``polar_method="svd"``: below max(m, n) eps32 s1), where
 the paper's U V^T keeps them at 1. ||U V^T||_F = sqrt(min(r, l)) is constant, so the limiter never acts on it.
 """ + _SUMO_OFFICIAL_DOC + """
-State: k r + r l  (paper Table 1: n r + m r).
+State: k r + r l  (paper Table 1: n r + m r).  8-bit: k r s + q(r l) bytes.
 """, dict(projector="rsvd", base="momentum", momentum=0.95, dampening=0.0, orthogonalizer="polar", limiter=1.1,
           complement_scale=1.0, moment_on_refresh="transport", wd_order="before"),
     official=dict(_SUMO_OFFICIAL, polar_method="svd"), official_dense=_SUMO_OFFICIAL_DENSE, state=_momentum_state)
@@ -194,7 +200,7 @@ O = five steps of Muon's quintic (3.4445, -4.7750, 2.0315) on M / ||M||_F instea
 There is no released code for this variant: its official mode is a reconstruction, the ``sumo`` code's behaviour
 with Muon's NS5 in bfloat16 in place of the SVD.
 """ + _SUMO_OFFICIAL_DOC + """
-State: k r + r l.
+State: k r + r l.  8-bit: k r s + q(r l) bytes.
 """, dict(projector="rsvd", base="momentum", momentum=0.95, dampening=0.0, orthogonalizer="newton-schulz",
           ns_steps=5, ns_coeffs="muon", limiter=1.1, complement_scale=1.0, moment_on_refresh="transport",
           wd_order="before"),
@@ -207,7 +213,7 @@ Muon (Jordan et al. 2024, KellerJordan/Muon muon.py): full rank, no projector.
 Dense group: Adam with betas (0.9, 0.95), eps 1e-10, lr 3e-4 (the code's auxiliary AdamW; ``lr`` given by the
 user applies to both rules, ``dense_lr`` to this one only).
 official: Newton–Schulz in bfloat16 as the code does (default: the parameter's dtype, float32 or better).
-State: m n.
+State: m n.  8-bit: q(m n) bytes.
 """, dict(projector="none", base="momentum", momentum=0.95, dampening=0.95, nesterov=True,
           orthogonalizer="newton-schulz", ns_steps=5, ns_coeffs="muon", shape_scale="muon", wd_order="before",
           lr=0.02),
@@ -222,7 +228,7 @@ with lr_P = alpha lr_W (alpha = ``pca_lr_ratio`` = 5) and decay lambda^P = lambd
 (one-step lag). Weights: R = P^T G, Adam moments of R (kept as P drifts), W <- W - lr P N.
 official (kyleliang919 code): no orthogonality term, lr_P = (1/T) lr_t/lr_peak (``pca_lr_rule="gap"``), AdamW
 decay 0.01 on P, HF eps 1e-6 for the weights.
-State: k r (P) + 2 k r (P's Adam moments) + 2 r l = 3 k r + 2 r l.
+State: k r (P) + 2 k r (P's Adam moments) + 2 r l = 3 k r + 2 r l.  8-bit: 3 k r s + 2 q(r l) bytes.
 """, dict(projector="online-pca", base="adam"),
     official=dict(pca_orth=0.0, pca_lr_rule="gap", pca_weight_decay=0.01, **_HF_ADAM),
     state=lambda m, n, r, cfg: 3 * _kl(m, n, cfg)[0] * r + 2 * r * _kl(m, n, cfg)[1])
@@ -234,7 +240,7 @@ Adam with the Subset-Norm second moment (Nguyen & Nguyen 2025, §3; paper-claims
 Subsets: ``subset="heuristic"`` = one per index of the larger dimension, spanning the smaller (the code's
 recommended mode), or an integer size of contiguous chunks. ||.||^2 is a sum (``subset_reduce="sum"``, paper and
 code; steps are ~1/sqrt(min(m,n)) of Adam's, hence lr ~10x Adam's). eps 1e-6 on the un-corrected root (code).
-State: m n + (number of subsets) = m n + max(m, n) with the heuristic.
+State: m n + (number of subsets) = m n + max(m, n) with the heuristic.  8-bit: q(m n) + max(m, n) s bytes.
 """, dict(projector="none", base="ema", preconditioner="subset-norm", **_HF_ADAM),
     state=lambda m, n, r, cfg: m * n + _sn_numel(m, n, cfg))
 
@@ -245,7 +251,7 @@ steps (1-indexed refresh as in the code), momentum reset to zero at each refresh
     W <- W - lr * numerator / (sqrt(V_sn) + eps) * sqrt(bc2)/bc1, V_sn the Subset-Norm statistic of the full G.
 official (timmytonga/sn-sm subspace_momentum.py): the reset comes one step late: the refresh step still uses the
 old momentum, then the stored momentum is zeroed (``moment_on_refresh="reset-after"``, reference §6.4).
-State: k r + r l + max(m, n).
+State: k r + r l + max(m, n).  8-bit: (k r + max(m, n)) s + q(r l) bytes.
 """, dict(projector="svd", base="ema", complement_scale=1.0, preconditioner="subset-norm",
           moment_on_refresh="reset", refresh_index="one", **_HF_ADAM),
     official=dict(moment_on_refresh="reset-after"), state=lambda m, n, r, cfg: _momentum_state(m, n, r, cfg) + _sn_numel(m, n, cfg))
@@ -393,19 +399,32 @@ def make(name: str, params, *, mode: str = "paper", seed: int = 0, nonfinite: st
     return CONSTRUCTORS[_preset(name).name](params, mode=mode, seed=seed, nonfinite=nonfinite, **hparams)
 
 
-def state_numel(name: str, shape, low_rank: bool = True, mode: str = "paper", **hparams) -> int:
-    """State elements the preset keeps for one parameter of ``shape`` (the docstring formula, no allocation)."""
+def _layout(name: str, shape, low_rank: bool, mode: str, hparams: dict) -> tuple[int, dict, int]:
+    """(state elements, the rule that holds them, elements of each base-update moment) of one parameter."""
     preset = _preset(name)
     low, dense = _configs(preset, mode, hparams)
     shape = tuple(int(s) for s in shape)
+    numel = math.prod(shape)
     if not low_rank or len(shape) < 2 or (len(shape) > 2 and low["nd_rule"] == "dense"):
-        numel = 1
-        for s in shape:
-            numel *= s
-        return (2 if dense["base"] == "adam" else 1) * numel
-    m = shape[0]
-    n = 1
-    for s in shape[1:]:
-        n *= s
+        return (2 if dense["base"] == "adam" else 1) * numel, dense, numel
+    m, n = shape[0], numel // shape[0]
     r = min(int(low["rank"]), m, n)
-    return preset.state(m, n, r, low)
+    moment = r * _kl(m, n, low)[1] if low["projector"] != "none" else numel
+    return preset.state(m, n, r, low), low, moment
+
+
+def state_numel(name: str, shape, low_rank: bool = True, mode: str = "paper", **hparams) -> int:
+    """State elements the preset keeps for one parameter of ``shape`` (the docstring formula, no allocation)."""
+    return _layout(name, shape, low_rank, mode, hparams)[0]
+
+
+def state_bytes(name: str, shape, low_rank: bool = True, mode: str = "paper", element_size: int = 4,
+                **hparams) -> int:
+    """State bytes of one parameter of ``shape`` with ``element_size`` bytes per float state element: the
+    docstring's "8-bit" formula with ``state_bits=8`` (each moment of E elements takes E + 4 ceil(E / B)),
+    ``state_numel`` x ``element_size`` otherwise."""
+    numel, rule, moment = _layout(name, shape, low_rank, mode, hparams)
+    if rule["state_bits"] != 8:
+        return numel * element_size
+    moments = 2 if rule["base"] == "adam" else 1
+    return (numel - moments * moment) * element_size + moments * moment_bytes(moment, int(rule["state_block"]))
