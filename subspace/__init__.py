@@ -9,12 +9,13 @@ signature and docstring give every key it reads, its default, the equations, the
 from .bases import randomized_svd_basis, stiefel, svd_basis
 from .config import DTYPES
 from .groups import as_groups, param_groups
+from .fused import fuse_into_backward
 from .optimizer import SubspaceOptimizer
 from .orthogonalize import COEFFICIENTS, newton_schulz, polar
 from .presets import (CONSTRUCTORS, PRESETS, AdamSN, AdamSNSM, AdamW, GaLore, GaLoreSGDM, GoLore, GoLoreSGDM, Muon,
-                      OSD, PresetOptimizer, SUMO, SUMONS5, available, make, state_numel)
+                      OSD, PresetOptimizer, SUMO, SUMONS5, available, make, state_bytes, state_numel)
 
-__all__ = ["available", "make", "param_groups", "as_groups", "state_numel", "PRESETS", "CONSTRUCTORS",
+__all__ = ["available", "make", "param_groups", "as_groups", "state_numel", "state_bytes", "fuse_into_backward", "PRESETS", "CONSTRUCTORS",
            "SubspaceOptimizer", "PresetOptimizer", "AdamW", "GaLore", "GoLore", "GaLoreSGDM", "GoLoreSGDM", "SUMO",
            "SUMONS5", "Muon", "OSD", "AdamSN", "AdamSNSM", "DTYPES", "polar", "newton_schulz", "COEFFICIENTS",
            "stiefel", "svd_basis", "randomized_svd_basis"]
