@@ -17,7 +17,8 @@ from claim_checks import check_outcome as _check_common
 # GaLore-MSGD stalls at the same point for every seed; recomputing its Welch test warns about identical data
 pytestmark = pytest.mark.filterwarnings("ignore:Precision loss occurred:RuntimeWarning")
 
-IDS = ("golore.counterexample", "golore.thm2", "golore.thm3", "golore.thm4", "golore.lemma5", "golore.hybrid")
+IDS = ("golore.counterexample", "golore.thm2", "golore.thm3", "golore.thm4", "golore.lemma5", "golore.hybrid",
+       "golore.memory-arithmetic", "golore.prop1")
 
 
 @pytest.fixture(scope="module")
@@ -231,3 +232,28 @@ def test_figures_draw_from_rows(outcomes, tmp_path):
             paths = P.save_figure(fig, tmp_path / cid, formats=("png",))
             P.close(fig)
         assert paths[0].stat().st_size > 0
+
+
+def test_memory_arithmetic_counts(outcomes):
+    out = outcomes["golore.memory-arithmetic"]
+    _check_common(out, ("P_llama7b", "P_gpt3", "a100_gpt3"), ("llama7b_total_GB", "gpt3_total_GB"), ("term", "GB"))
+    assert out.measured["P_llama7b"] == 6_738_415_616  # the published LLaMA-7B count
+    assert abs(out.measured["P_gpt3"] / 175e9 - 1) < 0.005
+    assert out.verdict == "holds", out.reason
+
+
+def test_prop1_law_and_control(outcomes):
+    out = outcomes["golore.prop1"]
+    _check_common(out, ("p_values", "control_p_values"), ("p_at_least",), ("quantile", "empirical", "haar"))
+    assert out.verdict == "holds", out.reason
+    assert out.measured["control_verdict"] == "violated"
+
+
+def test_cheap_claims_same_verdict_at_families_0_and_1():
+    """Verdicts are properties of claims, not of seeds (issue 10, item 2): the cheapest GoLore claims agree."""
+    from claims.registry import Context
+    reg = default_registry()
+    for cid in ("golore.memory-arithmetic", "golore.prop1", "golore.lemma5"):
+        fn = reg.get(cid).fn
+        v0, v1 = (fn(Context(cid, scale="quick", seed_family=f)).verdict.value for f in (0, 1))
+        assert v0 == v1, cid
