@@ -240,6 +240,18 @@ class FactorizedOptimizer(PresetOptimizer):
             if layer.capture is not None:
                 layer.capture.grad = None
 
+    def load_state_dict(self, state_dict: dict, take_hyperparameters: bool = False) -> None:
+        """The core's load, then each factorized layer's capture as the loaded step needs it (the capture is not
+        state: a decomposition refresh step captures, every other step does not). Load the model's state dict
+        too (W0, C and Q live there), before or after."""
+        super().load_state_dict(state_dict, take_hyperparameters)
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p in self._layers:
+                    self._layers[p].capture = None
+                    if _refresh_kind(group, self.state[p]) not in (None, "stiefel"):
+                        self._layers[p].capture_()
+
     def _update(self, p: torch.Tensor, group: dict) -> None:
         """A factor's step (the standard ``_update`` for every other parameter), then the next step's refresh."""
         layer = self._layers.get(p)

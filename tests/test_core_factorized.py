@@ -42,13 +42,22 @@ def test_trajectory_equals_standard_in_float32(name, hp, mode):
     assert error < 1e-5
 
 
+def _batches_for(steps):
+    gen = torch.Generator().manual_seed(0)
+    return [(torch.randn(6, 5, generator=gen), torch.randn(6, 4, generator=gen)) for _ in range(steps)]
+
+
+def _train_step(model, opt, x, y):
+    nn.functional.mse_loss(model(x), y).backward()
+    opt.step()
+    opt.zero_grad()
+
+
 def _run(name, steps=5, poison=None, **hp):
-    """(model, [captures seen after each backward]) of a factorized run; ``poison``: step whose loss is NaN."""
+    """(model, opt, [captures seen after each backward]) of a factorized run; ``poison``: step whose loss is NaN."""
     model, opt = subspace.make_factorized(name, mlp(5, 9, 4), nonfinite="skip", rank=2, lr=1e-2, **hp)
     seen = []
-    gen = torch.Generator().manual_seed(0)
-    for t in range(steps):
-        x, y = torch.randn(6, 5, generator=gen), torch.randn(6, 4, generator=gen)
+    for t, (x, y) in enumerate(_batches_for(steps)):
         loss = nn.functional.mse_loss(model(x), y) * (float("nan") if t == poison else 1.0)
         loss.backward()
         seen.append([layer.capture is not None for layer in model.modules() if isinstance(layer, FactorizedLinear)])
@@ -74,9 +83,7 @@ def test_skipped_refresh_step_is_retried():
     assert opt.skipped_steps == 1 and [all(step) for step in seen] == [True, False, True, True, False]
     standard = mlp(5, 9, 4)
     std_opt = subspace.make("galore", standard, nonfinite="skip", rank=2, lr=1e-2, update_gap=2)
-    gen = torch.Generator().manual_seed(0)
-    for t in range(5):
-        x, y = torch.randn(6, 5, generator=gen), torch.randn(6, 4, generator=gen)
+    for t, (x, y) in enumerate(_batches_for(5)):
         (nn.functional.mse_loss(standard(x), y) * (float("nan") if t == 2 else 1.0)).backward()
         std_opt.step()
         std_opt.zero_grad()
@@ -124,3 +131,27 @@ def test_step_time_rows_and_crossover():
     synthetic = [dict(rank=r, ratio=q) for r, q in ((16, 0.5), (64, 0.8), (128, 1.2))]
     assert crossover_rank(synthetic) == pytest.approx(96.0)
     assert crossover_rank(synthetic[:2]) is None and crossover_rank(synthetic[2:]) == 128.0
+
+
+@pytest.mark.parametrize("name,mode", [("galore", "paper"), ("golore", "official")])
+def test_checkpoint_before_a_refresh_resumes_the_run(name, mode):
+    """Saved after step 2 with T = 3: the next step refreshes (galore: a pending capture; golore official: a
+    drawn basis and a deferred transport-step moment). Model and optimizer state dicts resume it exactly."""
+    hp = dict(mode=mode, rank=2, update_gap=3, lr=1e-2)
+    data = _batches_for(6)
+    model, opt = subspace.make_factorized(name, mlp(5, 9, 4), **hp)
+    for x, y in data[:3]:
+        _train_step(model, opt, x, y)
+    saved = copy.deepcopy((model.state_dict(), opt.state_dict()))
+    for x, y in data[3:]:
+        _train_step(model, opt, x, y)
+    resumed, ropt = subspace.make_factorized(name, mlp(5, 9, 4, seed=1), **hp)
+    _train_step(resumed, ropt, *data[0])  # a different run, one step in: no capture pending
+    resumed.load_state_dict(saved[0])
+    ropt.load_state_dict(saved[1])
+    for x, y in data[3:]:
+        _train_step(resumed, ropt, x, y)
+    for a, b in zip(model.modules(), resumed.modules()):
+        if isinstance(a, FactorizedLinear):
+            assert torch.equal(a.merged_weight(), b.merged_weight())
+
