@@ -66,14 +66,17 @@ def svd_basis(G: torch.Tensor, r: int, side: str = "left", driver: str = "svd", 
     previous basis. The basis is returned in float32 (float64 for float64 input).
 
     G may be the local rows of a row-split matrix (``rows``, ``subspace.sharded``): the right basis by the Gram
-    driver takes the n x n Gram sum_i G_i^T G_i (one all-reduce); the left one (its m x m Gram couples rows of
-    different ranks) and the SVD driver (whose signs the official codes keep) take the all-gathered G.
+    driver takes the n x n float64 Gram sum_i G_i^T G_i (one all-reduce) when that sends less than gathering G
+    (for float32, m > 4 n); otherwise, and for the left basis (its m x m Gram couples rows of different ranks) and
+    the SVD driver (whose signs the official codes keep), every rank decomposes the all-gathered G.
     """
     if driver not in ("svd", "gram"):
         raise ValueError(f"driver={driver!r} is invalid; allowed: ['svd', 'gram']")
     out_dtype = _work_dtype(G.dtype)
     rows = rows or Rows.whole(G.shape[0])
-    if rows.group is not None and driver == "gram" and side == "right":
+    n = G.shape[1]
+    if (rows.group is not None and driver == "gram" and side == "right"
+            and rows.reduce_is_cheaper(8 * n * n, rows.size * n * G.element_size())):
         try:
             return _gram_eigh_basis(G, r, side, rows).to(out_dtype)
         except torch.linalg.LinAlgError:

@@ -182,6 +182,12 @@ class Rows:
         _record("all_gather", whole, self.world)
         return whole.movedim(0, dim)
 
+    def reduce_is_cheaper(self, reduce_bytes: float, gather_bytes: float) -> bool:
+        """Whether all-reducing ``reduce_bytes`` sends less per rank than all-gathering a ``gather_bytes`` result
+        (ring algorithms: 2 (P-1)/P N against (P-1)/P N): how each stage picks its route (the results agree to
+        round-off either way; the gathered route computes the single-process result itself)."""
+        return 2 * reduce_bytes < gather_bytes
+
     def zeros(self, shape, dim: Optional[int], **kw) -> torch.Tensor:
         """A zero state tensor of global ``shape``: split along ``dim`` like W's rows (a DTensor, so a distributed
         checkpoint reshards it), or replicated (``dim`` None: a plain tensor)."""
@@ -243,12 +249,15 @@ def polar(rows: Rows, D: torch.Tensor, axis: Optional[int], method: str) -> torc
     """Exact polar factor of D whose ``axis`` is split like W's rows (None: replicated, local).
 
     Split along its long side with ``method="gram"``: O = (X X^T)^{-1/2} X on the wide orientation X from the
-    all-reduced small Gram. Otherwise (the short side split, or the official float32 SVD whose output must be the
-    single-process one): all-gather D, the single-process polar on every rank, keep the local block."""
+    all-reduced small Gram (float64, s x s for the short side s), when that sends less than gathering D.
+    Otherwise (the short side split, or the official float32 SVD whose output must be the single-process one):
+    all-gather D, the single-process polar on every rank, keep the local block."""
     if rows.group is None or axis is None:
         return orthogonalize.polar(D, method=method)
     tall, long_split = _wide(D, axis, rows)
-    if not (long_split and method == "gram"):
+    short = D.shape[1 - axis]
+    if not (long_split and method == "gram"
+            and rows.reduce_is_cheaper(8 * short ** 2, short * rows.size * D.element_size())):
         return rows.take(orthogonalize.polar(rows.gather(D, axis), method=method), axis)
     X = (D.mT if tall else D).to(torch.float64)
     O = orthogonalize.polar_from_gram(X, rows.sum(X @ X.mT), max(X.shape[0], rows.size))
@@ -260,14 +269,17 @@ def newton_schulz(rows: Rows, D: torch.Tensor, axis: Optional[int], *, steps: in
     """Newton–Schulz of D whose ``axis`` is split like W's rows (None: replicated, local).
 
     Split along its long side: the iteration on the wide orientation X needs X X^T = sum_i X_i X_i^T per step
-    (all-reduce of the small Gram, accumulated in float32 or better and rounded once, as one GEMM would) and the
-    Frobenius (one scalar) or spectral (the same Gram's top eigenvalue) scale. Split along its short side:
-    all-gather D, the single-process iteration on every rank, keep the local block."""
+    (all-reduce of the small s x s Gram, accumulated in float32 or better and rounded once, as one GEMM would) and
+    the Frobenius (one scalar) or spectral (the same Gram's top eigenvalue) scale; taken when those ``steps``
+    all-reduces send less than one gather of D (for float32, s x l with l > 2 steps s: r x l factors of the
+    subspace methods, rarely a whole matrix). Otherwise (and when the short side is split): all-gather D, the
+    single-process iteration on every rank, keep the local block."""
     kw = dict(steps=steps, coeffs=coeffs, normalize=normalize, dtype=dtype)
     if rows.group is None or axis is None:
         return orthogonalize.newton_schulz(D, **kw)
     tall, long_split = _wide(D, axis, rows)
-    if not long_split:
+    short = D.shape[1 - axis]
+    if not (long_split and rows.reduce_is_cheaper(steps * 4 * short ** 2, short * rows.size * D.element_size())):
         return rows.take(orthogonalize.newton_schulz(rows.gather(D, axis), **kw), axis)
     X = (D.mT if tall else D).to(dtype or D.dtype)
     wide = X.to(torch.float64) if X.dtype == torch.float64 else X.float()

@@ -1,8 +1,9 @@
 """Every preset, paper and official mode, on FSDP2-sharded parameters (real gloo processes on the CPU).
 
 One spawned job per world size runs every configuration (spawning costs ~10 s; the steps cost little). The model
-has a wide weight (5 x 6, left projection, uneven at world 2 and 3), a tall one (7 x 5, right projection, uneven),
-a 4 x 7 weight (an empty shard at world 3) and biases (1-D, the dense rule). Each rank feeds the same batch, so
+has a wide weight (5 x 6, left projection, uneven at world 2 and 3), a tall one (61 x 5, right projection, uneven;
+tall enough that the stages which may all-reduce a small Gram instead of gathering do so), a 4 x 61 weight (an
+empty shard at world 3) and biases (1-D, the dense rule). Each rank feeds the same batch, so
 FSDP2's averaged gradient is the single-process one up to round-off, and the weights must match the single-process
 run to 1e-5 (relative, per parameter). (A 1 x N weight has empty shards too, but at r = k = 1 OSD's basis gradient
 vanishes identically and its Adam step turns float32 round-off, ~5e-7, into a 7% move of P in the single-process
@@ -31,8 +32,8 @@ def _keys(name):
 
 def _model():
     torch.manual_seed(0)
-    return torch.nn.Sequential(torch.nn.Linear(6, 5), torch.nn.Tanh(), torch.nn.Linear(5, 7), torch.nn.Tanh(),
-                               torch.nn.Linear(7, 4))
+    return torch.nn.Sequential(torch.nn.Linear(6, 5), torch.nn.Tanh(), torch.nn.Linear(5, 61), torch.nn.Tanh(),
+                               torch.nn.Linear(61, 4))
 
 
 def _batch(t):
