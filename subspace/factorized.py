@@ -44,7 +44,11 @@ Where the two trajectories can differ: in round-off only. The forward computes x
 x W^T, dL/dC is (dL/dy Q)^T x instead of Q^T ((dL/dy)^T x), and W is held in two parts (merged every T steps)
 instead of one accumulated matrix. These are O(eps |W|) per step; Adam divides by sqrt(V), so an entry of R at
 round-off level (|R_ij| ~ eps |G|) can take a different step in the two paths (its first step is sign(R_ij)).
-``analysis.factorized_bench.trajectory_error`` measures the gap.
+``analysis.factorized_bench.trajectory_error`` measures the gap (~1e-7 in float32, ~1e-16 in float64).
+One case is not round-off: a decomposition basis of a gradient with fewer than r nonzero singular values (batch
+tokens < r, or a tie s_r = s_{r+1}) is not unique, and the two paths' round-off picks different completions of
+the degenerate part: two valid runs of the preset, not one (measured 5e-3 in float64 at batch 16, rank 32; the
+standard step is as sensitive to its own round-off, e.g. to a BLAS change). Random bases have no such case.
 
 Scope: any preset whose low-rank rule has a refreshed projector (svd, rsvd, stiefel, callable), no complement
 term (``complement_scale=0``: the complement (I - Q Q^T) G needs G at every step) and no Subset-Norm
