@@ -71,7 +71,8 @@ def test_registered_with_paper_fields():
     papers = {c.id: c.paper for c in reg if c.module == "claims.llm"}
     assert papers == {"sumo.fig1": "SUMO", "galore.low-rank-gradients": "GaLore", "sumo.moment-rank": "SUMO",
                       "sumo.fig2": "SUMO", "galore.table2-memory": "GaLore", "sumo.table3-memory": "SUMO",
-                      "snsm.memory-1b": "SN-SM", "snsm.memory-1b-excl-basis": "SN-SM"}
+                      "snsm.memory-1b": "SN-SM", "snsm.memory-1b-excl-basis": "SN-SM",
+                      "sumo.memory-reduction": "SUMO", "snsm.state-reduction": "SN-SM"}
     for cid in papers:
         doc = reg.get(cid).doc
         assert "Rule" in doc and "{rule}" not in doc, cid
@@ -159,3 +160,30 @@ def test_fig2_small(small, tmp_path):
     first = {(r["method"], r["seed"]): r["loss"] for r in out.rows if r["kind"] == "train" and r["step"] == 0}
     for s in (0, 1):
         assert np.ptp([first[(m, s)] for m in ("sumo", "sumo-ns5", "galore")]) == 0
+
+
+def test_memory_reduction_claims(tmp_path):
+    out = runner.execute("sumo.memory-reduction", scale="quick")
+    _check("sumo.memory-reduction", out, tmp_path, {"reduction": {"size", "quantity", "reduction"}})
+    m = out.measured
+    # exact counts: the largest params+states reduction at 60M-1B is 12.7% (1B), outside "~20%" = [15%, 25%)
+    assert out.verdict == "violated" and m["at_size"] == "1b"
+    assert m["max_reduction_total"] == pytest.approx(0.1268, abs=5e-4)
+    assert m["paper_table3_reduction"]["1b"] == pytest.approx(1 - 3.84 / 4.38)
+    assert m["max_reduction_states_papers_sizes"] > 0.25   # the states alone pass 20%
+    out = runner.execute("snsm.state-reduction", scale="quick")
+    _check("snsm.state-reduction", out, tmp_path, {"reduction": {"size", "quantity", "reduction"}})
+    m = out.measured
+    assert out.verdict == "violated" and m["reduction_1b_with_basis"] == pytest.approx(0.7657, abs=5e-4)
+    assert m["excl_basis_above_80"] and m["reduction_1b_excl_basis"] == pytest.approx(0.8319, abs=5e-4)
+
+
+def test_training_claims_are_underpowered_at_test_scale(small, tmp_path):
+    """The power rule: with < 55 matrices (tiny models) a window comparison is inconclusive, whatever the seeds."""
+    from analysis.rates import paired_t_n_required
+    assert paired_t_n_required(llm.LAYER_EFFECT, alpha=llm.ALPHA, power=llm.POWER) == 55
+    for f in (0, 1):
+        out = llm.low_rank_gradients(__import__("claims.registry", fromlist=["Context"]).Context(
+            "galore.low-rank-gradients", scale="quick", seed_family=f, out_dir=tmp_path / f"f{f}"))
+        assert out.verdict == "inconclusive" and "precondition not met" in out.reason
+        assert out.measured["layers_required"] == 55
