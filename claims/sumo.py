@@ -46,8 +46,14 @@ KAPPA_FLOOR = 1e-24
 #: Rate tolerance of Theorem 3.8: the exponent of 1/eps in the number of steps may exceed 2 by at most 1/2 (half the
 #: distance between consecutive integer exponents, i.e. closer to 2 than to 3).  Fixed before any run.
 RATE_TOL_38 = 0.5
+#: Theorem 3.8 binding precondition: the fitted exponent's CI must lie at or above 1 (polynomial regime).
+BIND_38 = 1.0
 #: svd-vs-ns5 target: f - f* reduced to 1% of its initial value (the same fraction as golore.counterexample).
 TARGET_FRACTION = 0.01
+#: svd-vs-ns5 power rule: standardised paired effect (mean difference / SD of the differences) each comparison must
+#: detect with probability SVD_POWER (a large effect; fixed before the runs).
+SVD_EFFECT = 1.5
+SVD_POWER = 0.9
 
 __all__ = ["single_thread", "lemma32_error", "lemma32_grid", "smallest_counterexample", "moment_kappa_runs",
            "muon_delta_run", "table1_formulas", "I_MAX", "KAPPAS_32", "KAPPA_FLOOR", "RATE_TOL_38",
@@ -532,11 +538,17 @@ def muon_delta_run(prob, *, delta: float, kind: str, steps: int, eta: float, bet
 
 
 @claim(id="sumo.lemma3.3", kind="auxiliary", paper=PAPER, source="SUMO, Lemma 3.3 (A4), Remarks 3.5-3.6; paper-claims §1.5",
-       statement="Muon's rate (Lemma 3.3) needs an orthogonalisation error ||E|| <= delta ||U V^T||_F with "
-                 "delta < 1/(4 sqrt n) (Remark 3.6); measured: the delta five Newton–Schulz steps deliver on moments "
-                 "of rising condition number, and the effect of delta on convergence.")
+       statement="Auxiliary (not a statement of the paper): do five Newton–Schulz steps (Muon's quintic, as in "
+                 "SUMO-NS5) meet assumption A4 of Lemma 3.3 with the delta < 1/(4 sqrt n) that Remark 3.6 requires, "
+                 "||E|| <= delta ||U V^T||_F, on moments of rising condition number?  The paper never claims they "
+                 "do; 'violated' means Lemma 3.3's rate does not cover Muon / SUMO-NS5, not that the lemma is false.")
 def lemma33(ctx):
-    """Lemma 3.3's precondition delta < 1/(4 sqrt n) against the delta Newton–Schulz delivers.
+    """Auxiliary: whether five Newton–Schulz steps meet Lemma 3.3's precondition (A4) with delta < 1/(4 sqrt n).
+
+    Kind: auxiliary.  Lemma 3.3 assumes (A4) and concludes a rate; the paper does not claim that NS5 satisfies (A4).
+    This experiment asks whether the method SUMO compares against (Muon / SUMO-NS5) meets the assumption, so a
+    violation says "Lemma 3.3 does not apply to NS5 here", which supports SUMO's argument for the exact SVD; it is
+    not a counterexample to the lemma (no run here satisfies (A4) and contradicts the rate).
 
     Statement [V]: under (A4) ||E_i^(t)|| <= delta ||U V^T|| = delta sqrt(n), Muon's averaged gradient norm obeys the
     lemma's bound [GAP: expression lost], which requires 1 - 4 sqrt(n) delta > 0 (Remark 3.6,
@@ -555,7 +567,8 @@ def lemma33(ctx):
     delta sqrt(k) injected exactly (``muon_delta_run``), random or adversarial (E = -delta sqrt(k) M/||M||_F),
     on ``SmoothMatrixProblem.random(16, 8, 12, rho=0.5, sigma=0.1)`` (k = 8, threshold 0.088), with the lemma's own
     parameters at delta = 0 (``analysis.bounds.sumo_lemma33_step_size``, R = f(W0) - f_lower, B = 1) kept fixed
-    across delta so only E changes; delta in threshold x {0, 1/2, 1, 2, 4, 8, 16}.  Reported: (1/T) sum_t
+    across delta so only E changes; delta in threshold x {0, 1, 4, 16} (quick: 2 seeds, T = 200) or
+    {0, 1/2, 1, 2, 4, 8, 16} (full: 10 seeds, T = 3000).  Reported: (1/T) sum_t
     ||grad f(W_t)||_F (the lemma's left side) per delta, mean over seeds, and the smallest multiple at which it
     doubles relative to delta = 0 ("breakdown").
     """
@@ -566,9 +579,9 @@ def lemma33(ctx):
     m, n = 64, 256
     k = min(m, n)
     thr = sumo_delta_threshold(k)
-    seeds = ctx.by_scale(quick=3, full=10)
-    T = ctx.by_scale(quick=300, full=3000)
-    mults = (0.0, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
+    seeds = ctx.by_scale(quick=2, full=10)
+    T = ctx.by_scale(quick=200, full=3000)
+    mults = ctx.by_scale(quick=(0.0, 1.0, 4.0, 16.0), full=(0.0, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0))
     rows = []
     with single_thread():
         gen = ctx.generator("moment", 0, device="cpu")
@@ -766,74 +779,96 @@ def _draw_remark37(rows):
 
 @claim(id="sumo.thm3.8", kind="paper", paper=PAPER, source="SUMO, Theorem 3.8 (App. A); paper-claims §1.7",
        statement="On a beta-smooth, bounded non-convex problem SUMO reaches an epsilon-critical point, "
-                 "min_t ||G_t||_F^2 <= epsilon, within O(1/epsilon^2) steps.")
+                 "(1/T) sum_{t<T} ||G_t||_F^2 <= epsilon, within O(1/epsilon^2) steps.")
 def thm38(ctx):
     """Theorem 3.8: SUMO needs O(1/eps^2) steps to an eps-critical point.
 
     Statement [V text]: for beta-smooth non-convex f bounded by M there are C, N with (1/T_N) sum ||G^(t)||_F^2 <= eps
-    for T_N > C/eps^2; "Algorithm 1 achieves an eps-critical point, ||G^(t)||_F^2 <= eps for some t".  Step size and
-    C are [GAP].
+    for T_N > C/eps^2; "Algorithm 1 achieves an eps-critical point".  Step size and C are [GAP].
     Problem: ``synthetic.SmoothMatrixProblem.random(m=16, n=8, p=12, rho=0.5, sigma=1.0)`` (non-convex: p < m makes
     A^T A singular; L = ||A||^2 + 2 rho known; f >= 0), Gaussian gradient noise with E||g - grad f||^2 = sigma^2 = 1.
     Method: ``subspace.make("sumo", rank=4, update_gap=20)`` (randomized SVD projector, mu = 0.95, exact polar
     factor, limiter 1.1, raw complement gradient), step size lr_t = (1/L)/sqrt(t + 1) (the anytime form of the
-    O(1/sqrt T) non-convex step; 1/L keeps the complement's gradient step stable).  One run per seed (initial point
-    and noise stream), T steps.
-    Measured: ||grad f(W_t)||_F^2 (true gradient); for eps on 10 geometric levels from 0.1 x mean ||grad f(W_0)||^2 down
-    to 1.5 x the largest final running minimum over seeds (so every seed reaches every level, no censoring), the
-    first step with min_{s<=t} ||grad f(W_s)||^2 <= eps (``analysis.rates.steps_to_target``).  Fit: slope of
-    log(mean steps over seeds) against log(1/eps), 95% bootstrap over seeds (``loglog_slope``, >= 8 seeds).
+    O(1/sqrt T) non-convex step).  One run per seed (initial point, noise stream, bases), T steps.
+    Measured: A_t = (1/t) sum_{s<t} ||grad f(W_s)||_F^2 (the theorem's own average, true gradient); for eps on 8
+    geometric levels from the largest A_{T/64} over seeds down to 1.02 x the largest A_T (every seed reaches every
+    level: no censoring), the first t with A_t <= eps.  Fit: slope of log(mean steps) on log(1/eps), 95% bootstrap
+    over seeds (``loglog_slope``).  Earlier versions used min_t ||grad f||^2 on levels stopping at 1.5x the noise
+    floor: the fit then sat in the linear-convergence transient (slope 0.30) where no polynomial bound can bind.
     Rule: ``ci_at_most`` against 2 + RATE_TOL_38 (= 2.5; RATE_TOL_38 is half the distance between consecutive
     integer exponents, fixed before the runs): holds iff the whole CI <= 2.5, violated iff it lies wholly above,
-    else inconclusive.  The slope over the last four levels (the noise-dominated tail) is reported too.
+    else inconclusive; under two stated preconditions (``provided``), otherwise inconclusive:
+    (1) the bound can bind: the CI lies at or above BIND_38 = 1 (steps grow at least like 1/eps, the polynomial
+    regime; a slope near 0 is the log(1/eps) transient where the bound is vacuous) -- "inconclusive: not tested
+    where the bound binds";
+    (2) negative control: the same pipeline on SUMO with lr_t = (1/L)/(t + 1) (sum of steps ~ log T, so the
+    average cannot decay polynomially fast; levels from the largest A_{T/8}, after the fast transient, to 1.02 x
+    the largest A_T) must be rejected by the rule (its whole CI above 2.5).
     """
     import subspace
     from analysis.rates import loglog_slope, steps_to_target
     from synthetic import SmoothMatrixProblem
-    seeds = ctx.by_scale(quick=8, full=16)
-    T = ctx.by_scale(quick=1200, full=20000)
-    n_eps = 10
+    seeds = ctx.by_scale(quick=6, full=16)
+    T = ctx.by_scale(quick=1024, full=16384)
+    seeds_c = ctx.by_scale(quick=4, full=8)
+    T_c = ctx.by_scale(quick=512, full=4096)
+    n_eps = 8
     prob = SmoothMatrixProblem.random(m=16, n=8, p=12, rho=0.5, sigma=1.0,
                                       generator=ctx.generator("problem", 0, device="cpu"))
     lr0 = 1.0 / prob.L
     rank, gap = 4, 20
     ctx.config.update({"problem": "SmoothMatrixProblem.random(16, 8, 12, rho=0.5, sigma=1.0)", "L": prob.L,
                        "nonconvex": prob.is_nonconvex, "optimizer": "sumo", "rank": rank, "update_gap": gap,
-                       "lr": "(1/L)/sqrt(t+1)", "steps": T, "seeds": seeds, "rate_tolerance": RATE_TOL_38})
-    sq = np.empty((seeds, T))
-    with single_thread():
-        for s in range(seeds):
-            W = torch.nn.Parameter(prob.x0(ctx.generator("x0", s, device="cpu")))
-            opt = subspace.make("sumo", [W], lr=lr0, rank=rank, update_gap=gap, seed=ctx.seed("bases", s) % 2 ** 62)
-            noise = ctx.generator("noise", s, device="cpu")
+                       "lr": "(1/L)/sqrt(t+1)", "control_lr": "(1/L)/(t+1)", "steps": T, "seeds": seeds,
+                       "control_steps": T_c, "control_seeds": seeds_c, "rate_tolerance": RATE_TOL_38,
+                       "bind_slope": BIND_38, "criterion": "(1/t) sum_{s<t} ||grad f(W_s)||^2"})
+
+    def runs(tag, power, n_seeds, steps, start):
+        sq = np.empty((n_seeds, steps))
+        for s in range(n_seeds):
+            W = torch.nn.Parameter(prob.x0(ctx.generator(f"{tag}/x0", s, device="cpu")))
+            opt = subspace.make("sumo", [W], lr=lr0, rank=rank, update_gap=gap,
+                                seed=ctx.seed(f"{tag}/bases", s) % 2 ** 62)
+            noise = ctx.generator(f"{tag}/noise", s, device="cpu")
             group = opt.param_groups[0]
-            for t in range(T):
-                group["lr"] = lr0 / math.sqrt(t + 1)
+            for t in range(steps):
+                group["lr"] = lr0 / (t + 1) ** power
                 G = prob.grad(W.detach())
                 sq[s, t] = float((G * G).sum())
                 W.grad = prob.stochastic_grad(W.detach(), noise)
                 opt.step()
-    runmin = np.minimum.accumulate(sq, axis=1)
-    eps_hi = 0.1 * float(sq[:, 0].mean())
-    eps_lo = 1.5 * float(runmin[:, -1].max())
-    eps = np.geomspace(eps_hi, eps_lo, n_eps)
-    steps = np.array([[steps_to_target(sq[s], e, smooth="running_min") for e in eps] for s in range(seeds)],
-                     dtype=float) + 1.0   # steps counted from 1 (W_0 is step 0)
-    fit = loglog_slope(1.0 / eps, steps, n_boot=2000, level=0.95, seed=ctx.seed("bootstrap") % 2 ** 32,
-                       resample="seeds")
-    tail = loglog_slope(1.0 / eps[-4:], steps[:, -4:], n_boot=2000, level=0.95,
-                        seed=ctx.seed("bootstrap-tail") % 2 ** 32, resample="seeds")
+        avg = np.cumsum(sq, axis=1) / np.arange(1, steps + 1)
+        eps = np.geomspace(float(avg[:, steps // start - 1].max()), 1.02 * float(avg[:, -1].max()), n_eps)
+        st = np.array([[steps_to_target(avg[s], e) for e in eps] for s in range(n_seeds)], dtype=float) + 1.0
+        fit = loglog_slope(1.0 / eps, st, n_boot=2000, level=0.95, seed=ctx.seed(f"{tag}/bootstrap") % 2 ** 32,
+                           resample="seeds")
+        return eps, st, fit
+
+    with single_thread():
+        eps, steps, fit = runs("sumo", 0.5, seeds, T, 64)
+        eps_c, steps_c, fit_c = runs("control", 1.0, seeds_c, T_c, 8)
     rows = [{"method": "sumo", "seed": s, "step": int(steps[s, j]), "epsilon": float(e), "inv_epsilon": float(1 / e)}
             for s in range(seeds) for j, e in enumerate(eps)]
+    rows += [{"method": "control lr 1/t", "seed": s, "step": int(steps_c[s, j]), "epsilon": float(e),
+              "inv_epsilon": float(1 / e)} for s in range(seeds_c) for j, e in enumerate(eps_c)]
     bound = 2.0 + RATE_TOL_38
-    verdict = V.ci_at_most(fit.ci_low, fit.ci_high, bound, name="slope of log(steps) on log(1/eps)")
-    measured = {"slope": fit.slope, "ci": [fit.ci_low, fit.ci_high], "r2": fit.r2, "tail_slope": tail.slope,
-                "tail_ci": [tail.ci_low, tail.ci_high], "eps_range": [float(eps[0]), float(eps[-1])],
-                "mean_steps": [float(v) for v in steps.mean(0)]}
-    predicted = {"exponent": 2.0, "tolerance": RATE_TOL_38, "slope_at_most": bound}
-    detail = (f"{seeds} seeds x {T} steps, lr_t = (1/L)/sqrt(t+1), L = {prob.L:.3g}; eps from {eps[0]:.3g} to "
-              f"{eps[-1]:.3g}; steps {steps.mean(0)[0]:.0f} .. {steps.mean(0)[-1]:.0f}; tail slope (last 4 levels) "
-              f"{tail.slope:.2f} [{tail.ci_low:.2f}, {tail.ci_high:.2f}]")
+    rule = V.ci_at_most(fit.ci_low, fit.ci_high, bound, name="slope of log(steps) on log(1/eps)")
+    control = V.ci_at_most(fit_c.ci_low, fit_c.ci_high, bound, name="negative control (lr 1/t)")
+    binds = fit.ci_low >= BIND_38
+    verdict = V.provided(binds and control == V.VIOLATED,
+                         f"the bound can bind (slope CI low {fit.ci_low:.3g} >= {BIND_38:g}; else: not tested where "
+                         f"the bound binds) and the rule rejects the negative control (lr 1/t: {control.value}, CI "
+                         f"[{fit_c.ci_low:.3g}, {fit_c.ci_high:.3g}])", rule)
+    measured = {"slope": fit.slope, "ci": [fit.ci_low, fit.ci_high], "r2": fit.r2,
+                "eps_range": [float(eps[0]), float(eps[-1])], "mean_steps": [float(v) for v in steps.mean(0)],
+                "margin_to_bound": bound - fit.ci_high, "margin_to_binding": fit.ci_low - BIND_38,
+                "control": {"slope": fit_c.slope, "ci": [fit_c.ci_low, fit_c.ci_high], "verdict": control.value,
+                            "mean_steps": [float(v) for v in steps_c.mean(0)]}}
+    predicted = {"exponent": 2.0, "tolerance": RATE_TOL_38, "slope_at_most": bound, "bind_slope_at_least": BIND_38}
+    detail = (f"{seeds} seeds x {T} steps, lr_t = (1/L)/sqrt(t+1), L = {prob.L:.3g}; eps (on the running average of "
+              f"||grad f||^2) from {eps[0]:.3g} to {eps[-1]:.3g}; steps {steps.mean(0)[0]:.0f} .. "
+              f"{steps.mean(0)[-1]:.0f}; slope {fit.slope:.2f} [{fit.ci_low:.2f}, {fit.ci_high:.2f}]; negative "
+              f"control lr 1/t: slope {fit_c.slope:.2f} [{fit_c.ci_low:.2f}, {fit_c.ci_high:.2f}] ({control.value})")
     return Outcome(measured=measured, predicted=predicted, verdict=verdict, detail=detail, rows=rows)
 
 
@@ -845,11 +880,12 @@ def _draw_thm38(rows):
     for method, (x, mean, lo, hi) in stats.items():
         P.confidence_band(ax, x, lo, hi, method)
         slope = np.polyfit(np.log(x), np.log(mean), 1)[0]
-        P.plot_measured(ax, x, mean, method, marker="o", label=f"SUMO: slope {slope:.2f}")
-        P.plot_theory(ax, x, mean[0] * (x / x[0]) ** 2, label=r"$O(\epsilon^{-2})$")
-        P.plot_theory(ax, x, mean[0] * (x / x[0]) ** (2 + RATE_TOL_38), label="rule bound", linestyle=":")
-    P.finish(ax, xlabel=r"$1/\epsilon$", ylabel=r"steps to $\min_t\|\nabla f\|_F^2\leq\epsilon$", logx=True,
-             logy=True)
+        P.plot_measured(ax, x, mean, method, marker="o", label=f"{method}: slope {slope:.2f}")
+        if method == "sumo":
+            P.plot_theory(ax, x, mean[0] * (x / x[0]) ** 2, label=r"$O(\epsilon^{-2})$")
+            P.plot_theory(ax, x, mean[0] * (x / x[0]) ** (2 + RATE_TOL_38), label="rule bound", linestyle=":")
+    P.finish(ax, xlabel=r"$1/\epsilon$", ylabel=r"steps to $\frac{1}{t}\sum_{s<t}\|\nabla f\|_F^2\leq\epsilon$",
+             logx=True, logy=True)
     return fig
 
 
@@ -879,8 +915,11 @@ def svd_vs_ns5(ctx):
     Source: Figure 2 ("SUMO with SVD demonstrates superior convergence speed (~1.6x faster) ... than GaLore and SUMO
     with Newton-Schultz5"), on RoBERTa/QNLI; here on a synthetic ill-conditioned least-squares problem where the
     mechanism (NS5 leaves singular values below ~1.5e-3 ||M||_F un-orthogonalised) can act.
-    Problem: ``SmoothMatrixProblem.ill_conditioned(kappa=1000, m=24, n=12, rho=0, sigma=0.01)`` (square A with
+    Problem: ``SmoothMatrixProblem.ill_conditioned(kappa=1000, m=24, n=12, rho=0, sigma=0)`` (square A with
     geometric spectrum s_1 = 1 .. 1e-3, so A^T A has condition 1e6; rho = 0 makes f* = f_lower = 0 exactly known).
+    Exact gradients (sigma = 0): Fig. 2's statement is about convergence speed, and with sigma = 0.01 the 1% target
+    sat at the noise floor (an independent re-run: SUMO reached it in 0 of 5 runs), so the comparison measured
+    the noise, not the orthogonaliser.  The randomness is the problem, W_0 and the randomized-SVD bases.
     Methods: presets ``sumo``, ``sumo-ns5``, ``galore`` (scale 1), rank 8 of 12, update gap 50.  Learning rate per
     method chosen from {0.03, 0.1, 0.3, 1} on a separate tuning seed (fewest steps to target, ties by final loss),
     then evaluated on fresh seeds (initial point and noise stream shared across methods: paired).
@@ -888,18 +927,28 @@ def svd_vs_ns5(ctx):
     does counts as the budget, which only shrinks differences).
     Rule: all_of two ``ordering_significant`` tests (paired one-sided t on steps, SUMO lower, alpha = 0.05/2
     Bonferroni): SUMO vs SUMO-NS5 and SUMO vs GaLore; holds iff both orderings are significant, violated iff one is
-    significantly reversed, else inconclusive.  The step ratios NS5/SVD and GaLore/SVD are recorded against 1.6.
+    significantly reversed, else inconclusive.  Power (``claims.llm.powered_ordering``): each test is decided only
+    with the seeds that give power SVD_POWER = 0.9 against a standardised effect SVD_EFFECT = 1.5 at alpha =
+    0.025 (``analysis.rates.paired_t_n_required``: 7 seeds), and only if SUMO reaches the target in every run.
+    Scales: quick (3 seeds, 300 steps, CPU ~7 s) is a smoke run, inconclusive at every seed family by this rule
+    (measured: at 7 seeds x 400 steps SUMO missed the target in every run at family 0 and won both comparisons at
+    family 1 -- the lr chosen on one tuning seed and the budget decide, so quick cannot); full (12 seeds, 3000
+    steps, CPU ~3 min) decides.  The step ratios NS5/SVD and GaLore/SVD are recorded against 1.6.
     """
     from analysis.rates import steps_to_target
     from synthetic import SmoothMatrixProblem
-    seeds = ctx.by_scale(quick=5, full=12)
-    T = ctx.by_scale(quick=800, full=3000)
+    from analysis.rates import paired_t_n_required
+    from claims.llm import powered_ordering
+    alpha = 0.05 / 2
+    n_req = paired_t_n_required(SVD_EFFECT, alpha=alpha, power=SVD_POWER)
+    seeds = ctx.by_scale(quick=3, full=max(12, n_req))   # quick: a smoke run, below n_req by design
+    T = ctx.by_scale(quick=300, full=3000)
     kappa = 1000.0
     lrs = (0.03, 0.1, 0.3, 1.0)
     methods = ("sumo", "sumo-ns5", "galore")
     rank, gap = 8, 50
-    alpha = 0.05 / 2
-    prob = SmoothMatrixProblem.ill_conditioned(kappa, m=24, n=12, rho=0.0, sigma=0.01,
+    sigma = 0.0
+    prob = SmoothMatrixProblem.ill_conditioned(kappa, m=24, n=12, rho=0.0, sigma=sigma,
                                                generator=ctx.generator("problem", 0, device="cpu"))
     fstar = prob.f_lower
 
@@ -933,16 +982,20 @@ def svd_vs_ns5(ctx):
             steps_of[name], reached[name] = sts, oks
             final_gap[name] = float(np.mean(finals))
             ctx.log(f"{name}: lr {chosen[name]}, steps {sts}")
-    ctx.config.update({"problem": "SmoothMatrixProblem.ill_conditioned(1000, m=24, n=12, rho=0, sigma=0.01)",
+    ctx.config.update({"problem": "SmoothMatrixProblem.ill_conditioned(1000, m=24, n=12, rho=0, sigma=0)",
                        "rank": rank, "update_gap": gap, "lr_grid": list(lrs), "lr_chosen": chosen, "steps": T,
                        "seeds": seeds, "target_fraction": TARGET_FRACTION, "alpha": alpha})
-    parts = [V.ordering_significant(steps_of["sumo"], steps_of[o], lower_is_better=True, alpha=alpha, paired=True,
-                                    name=f"steps to target: SUMO (SVD) vs {o}") for o in ("sumo-ns5", "galore")]
+    parts = [powered_ordering(steps_of["sumo"], steps_of[o], unit="seeds", effect=SVD_EFFECT, alpha=alpha,
+                              power=SVD_POWER, lower_is_better=True, name=f"steps to target: SUMO (SVD) vs {o}",
+                              extra_ok=all(reached["sumo"]),
+                              extra_what="SUMO (SVD) reaches the target in every run (not at a noise floor)")[0]
+             for o in ("sumo-ns5", "galore")]
     mean = {k: float(np.mean(v)) for k, v in steps_of.items()}
     measured = {"mean_steps": mean, "final_rel_gap": final_gap, "ratio_ns5_over_svd": mean["sumo-ns5"] / mean["sumo"],
                 "ratio_galore_over_svd": mean["galore"] / mean["sumo"], "steps": steps_of,
                 "reached_target": {k: int(sum(v)) for k, v in reached.items()}, "lr": chosen,
-                "p_values": {o: p.inputs["p_claim"] for o, p in zip(("sumo-ns5", "galore"), parts)}}
+                "p_values": {o: p.inputs["verdict"].inputs["p_claim"] for o, p in zip(("sumo-ns5", "galore"), parts)},
+                "seeds_required": n_req}
     predicted = {"ratio_paper": 1.6, "sumo_fewer_steps": True, "alpha": alpha}
     detail = (f"kappa(A) = {kappa:g}, {seeds} paired seeds, budget {T} steps; mean steps to 1% of the initial gap: "
               + ", ".join(f"{k} {v:.0f} (lr {chosen[k]})" for k, v in mean.items())
