@@ -28,6 +28,9 @@ SLOPE_ROUNDOFF = 1e-12
 #: Tolerance on a fitted rate exponent for ``sm.convergence``: half the gap to the next slower rate of the
 #: non-convex hierarchy (O(1/sqrt T) -> O(1)), as in ``claims.golore.RATE_TOL``.  Fixed before any run.
 RATE_TOL = 0.25
+#: ``sn.rates``: a part is tested where its bound can bind, i.e. the measured exponent's CI reaches within this many
+#: powers of d of the predicted exponent.
+BIND_GAP = 1.0
 
 __all__ = ["single_thread", "second_moment_count", "adagrad_sn_steps_to_eps", "sm_run", "log_factor_tolerance",
            "SLOPE_ROUNDOFF", "RATE_TOL"]
@@ -183,12 +186,13 @@ def _draw_memory(rows):
 def adagrad_sn_steps_to_eps(d: int, beta: float, k: int, *, seeds: int, eta: float, eps: float, t_max: int,
                             problem_seed, noise_generator: torch.Generator, init_generator: torch.Generator,
                             sigma: float = 1.0, denom_eps: float = 1e-8, rho: float = 4.0, curvature: float = 1.0,
-                            device="cpu") -> dict:
+                            device="cpu", init_scale: float | None = None) -> dict:
     """Run the paper's AdaGrad-style Subset-Norm on ``seeds`` draws of ``synthetic.CoordinateNoiseProblem`` at once.
 
     For each seed s: problem ``CoordinateNoiseProblem(d, beta, sigma, seed=problem_seed(s), rho=rho,
     curvature=curvature, init_scale=1/sqrt d)``
-    (so f(x0) - f* and ||grad f(x0)||^2 do not grow with d), x0 from ``init_generator``; then
+    (so f(x0) - f* and ||grad f(x0)||^2 do not grow with d; ``init_scale`` overrides it, e.g. 1 for the negative
+    control of ``sn.rates`` where they grow like d), x0 from ``init_generator``; then
         g_t = grad f(x_t) + xi_t,   b^2_{t,i} = b^2_{t-1,i} + ||g_{t,Psi_i}||^2,   x_{t+1,j} = x_{t,j} - eta g_{t,j} /
         (sqrt(b^2_{t,psi(j)}) + denom_eps),
     with contiguous subsets of size k (the statistic is the core's ``subspace.updates.subset_norm_stat``).  Stops
@@ -200,15 +204,16 @@ def adagrad_sn_steps_to_eps(d: int, beta: float, k: int, *, seeds: int, eta: flo
         raise ValueError(f"subset size {k} must divide d = {d}")
     with single_thread():
         return _adagrad_sn(d, beta, k, seeds, eta, eps, t_max, problem_seed, noise_generator, init_generator, sigma,
-                           denom_eps, rho, curvature, device)
+                           denom_eps, rho, curvature, device, init_scale)
 
 
 def _adagrad_sn(d, beta, k, seeds, eta, eps, t_max, problem_seed, noise_generator, init_generator, sigma, denom_eps,
-                rho, curvature, device):
+                rho, curvature, device, init_scale=None):
     from synthetic.noise import CoordinateNoiseProblem
     from subspace.updates import subset_norm_stat
     probs = [CoordinateNoiseProblem(d, beta, sigma, seed=int(problem_seed(s)), rho=rho, curvature=curvature,
-                                    init_scale=1.0 / math.sqrt(d)) for s in range(seeds)]
+                                    init_scale=1.0 / math.sqrt(d) if init_scale is None else init_scale)
+             for s in range(seeds)]
     c = torch.stack([p.center for p in probs]).to(device=device, dtype=torch.float64)
     scales = torch.stack([p.noise.scales for p in probs]).to(device=device, dtype=torch.float64)
     lam, rho = probs[0].curvature, probs[0].rho
@@ -288,8 +293,14 @@ def rates(ctx):
     Rule: ``ci_at_most(lo, hi, p + tol, max_width=1)`` per (subset size, beta): holds if the whole CI is at most the
     predicted exponent plus tol = the slope of one log d factor over the measured d range (O~ hides logs; 0.22 for
     d in [16, 1024]), violated if the whole CI lies above it, inconclusive if it straddles it or is wider than one
-    power of d; inconclusive also if any run is censored (T(eps) not reached within t_max).  The claim holds iff
-    all six hold.
+    power of d; inconclusive also if any run is censored (T(eps) not reached within t_max).
+    Where the bound can bind (issue 10): a part decides only if its CI reaches within BIND_GAP = 1 power of d of the
+    predicted exponent (hi >= p - 1); otherwise it says "not tested where the bound binds" and is reported, not
+    judged.  Measured: only k = d at beta = 0 (p = 0) binds; the other five bounds (p = 1 .. 5) sit 1-5 powers of
+    d above the measured exponents (<= 0.7) on this problem, whose constants do not grow with d.
+    The claim holds iff every binding part holds, violated iff a binding part is violated, inconclusive if no part
+    binds.  Not yet done: a negative control (k = d with init_scale = 1 or d^(-1/4), whose T(eps) grows with d)
+    exceeded t_max = 20000 at quick scale (censored, > 100 s), so it is not in the rule.
     Honest scope: these are upper bounds, so only the small predicted exponents (k=sqrt d and k=d at beta = 0) can
     be tight; the quick range spans 1.8 decades of d, enough to separate exponents ~0.5 apart, not log factors.
     """
@@ -305,7 +316,7 @@ def rates(ctx):
     tol = log_factor_tolerance(ds[0], ds[-1])
     ctx.config.update({"problem": "CoordinateNoiseProblem(d, beta, sigma=1, init_scale=1/sqrt d)", "eta": eta,
                        "eps": eps, "ds": ds, "seeds": seeds, "t_max": cfg["t_max"], "log_tolerance": tol})
-    rows, parts, measured = [], [], {"exponents": {}, "T_eps_mean": {}}
+    rows, parts, untested, measured = [], [], [], {"exponents": {}, "T_eps_mean": {}}
     predicted = {"exponent": {}, "tolerance": tol, "rate_exponents_ab": {}}
     with single_thread():
         for beta in (0.0, 1.0):
@@ -338,18 +349,25 @@ def rates(ctx):
                     lo = hi = slope = float("nan")
                 v = V.provided(ok, f"every run reached eps within t_max = {cfg['t_max']} ({censored} censored)",
                                V.ci_at_most(lo, hi, p + tol, max_width=1.0, name=f"{name}: exponent of d in T(eps)"))
-                parts.append(v)
+                binds = bool(ok and hi >= p - BIND_GAP)
+                (parts if binds else untested).append(v if binds else V.provided(
+                    False, f"{name}: not tested where the bound binds (CI high {hi:.3g} < p - {BIND_GAP:g} = "
+                           f"{p - BIND_GAP:g})", v))
                 measured["exponents"][name] = {"slope": slope, "ci": [lo, hi], "censored": censored,
-                                               "rule": v.value}
+                                               "rule": v.value, "bound_binds": binds, "margin": p + tol - hi}
                 measured["T_eps_mean"][name] = {int(d): float(np.nanmean(T[:, j])) for j, d in enumerate(ds)}
                 predicted["exponent"][name] = p
                 predicted["rate_exponents_ab"][name] = [a, b]
                 ctx.log(f"{name}: slope {slope:.3f} [{lo:.3f}, {hi:.3f}] vs p = {p:g} (+{tol:.2f})")
+    measured["untested_parts"] = [v.reason.split(":")[0].replace("precondition not met (", "") for v in untested]
+    verdict = V.all_of(parts) if parts else V.all_of(untested)
     measured = {"slope": {k: v["slope"] for k, v in measured["exponents"].items()}, **measured}
-    detail = (f"d = {ds[0]}..{ds[-1]}, {seeds} seeds, eta = 1/L, eps = 0.01 L^2, tol = {tol:.3f}: "
+    detail = (f"bound binds (CI high >= p - {BIND_GAP:g}) and decides: {len(parts)}/6 parts; not tested where the "
+              f"bound binds: {len(untested)}/6 (reported, not judged). "
+              f"d = {ds[0]}..{ds[-1]}, {seeds} seeds, eta = 1/L, eps = 0.01 L^2, tol = {tol:.3f}: "
               + "; ".join(f"{k} {v['slope']:.2f} [{v['ci'][0]:.2f}, {v['ci'][1]:.2f}] vs {predicted['exponent'][k]:g}"
                           for k, v in measured["exponents"].items()))
-    return Outcome(measured=measured, predicted=predicted, verdict=V.all_of(parts), detail=detail, rows=rows)
+    return Outcome(measured=measured, predicted=predicted, verdict=verdict, detail=detail, rows=rows)
 
 
 @rates.figure
@@ -426,7 +444,7 @@ def sm_convergence(ctx):
     AdamSNSM lr 0.05 at the middle horizon, scaled like 1/sqrt T); "sm-sgd" (the same preset with
     ``preconditioner="none"``: the plain SM numerator Q M + (G - Q Q^T G) as an SGD step), lr_T = min(1/(2L),
     sqrt(Delta0/(L sigma^2 T))) (the generic non-convex SGD step, Delta0 = f(W0) - f_lower).
-    Horizons T in {128, ..., 2048} (quick, x2) / {128, ..., 16384} (full); each horizon is its own run; 6 (12)
+    Horizons T in {128, ..., 1024} (quick, x2) / {128, ..., 16384} (full); each horizon is its own run; 6 (12)
     seeds, each its own start and noise stream.
     Measured: min_{t<T} ||grad f(W_t)||^2 (true gradient) per seed and horizon, and the average; slope of
     log(mean over seeds) on log T with a 95% bootstrap-over-seeds CI (``analysis.rates.loglog_slope``; with 6 seeds
@@ -434,11 +452,16 @@ def sm_convergence(ctx):
     Rule: ``ci_at_most(lo, hi, -1/2 + RATE_TOL)`` for each method (RATE_TOL = 1/4: half the gap to the next slower
     rate O(1)): holds if the whole CI is at most -1/4, violated if wholly above, else inconclusive.  The claim holds
     iff both methods hold.  The average's slope is reported, not judged.
+    Bound binds: each method's part decides only if its CI reaches -1/2 - RATE_TOL = -0.75 (measured slopes
+    -0.55 .. -0.65: within the tolerance of the predicted -1/2).  Negative control (issue 10): SM-SGD with its step
+    frozen at the T_min value for every horizon (no 1/sqrt T decay: min ||grad f||^2 plateaus at the noise floor,
+    slope ~ 0); the rule must reject it (whole CI above -0.25), otherwise the claim is inconclusive.
+    Quick horizons 128..1024 (x2).
     """
     import subspace  # noqa: F401  (the methods come from the core)
     from analysis.rates import loglog_slope
     from synthetic import SmoothMatrixProblem
-    cfg = ctx.by_scale(quick=dict(horizons=[128, 256, 512, 1024, 2048], seeds=6),
+    cfg = ctx.by_scale(quick=dict(horizons=[128, 256, 512, 1024], seeds=6),
                        full=dict(horizons=[128 * 2 ** k for k in range(8)], seeds=12))
     horizons, seeds = cfg["horizons"], cfg["seeds"]
     base = SmoothMatrixProblem.random(m=16, n=8, p=12, rho=0.5, sigma=0.0,
@@ -454,7 +477,7 @@ def sm_convergence(ctx):
                        "rate_tolerance": RATE_TOL})
     rows, parts, measured = [], [], {}
     with single_thread():
-        for method in ("adam-snsm", "sm-sgd"):
+        for method in ("adam-snsm", "sm-sgd", "control"):
             mins = np.empty((seeds, len(horizons)))
             avgs = np.empty_like(mins)
             for s in range(seeds):
@@ -462,9 +485,12 @@ def sm_convergence(ctx):
                 for j, T in enumerate(horizons):
                     if method == "adam-snsm":
                         lr = lr0 * math.sqrt(T0 / T)
+                    elif method == "control":   # negative control: the SM-SGD step frozen at its T_min value
+                        lr = min(1.0 / (2.0 * prob.L), math.sqrt(delta0 / (prob.L * prob.sigma ** 2 * horizons[0])))
                     else:
                         lr = min(1.0 / (2.0 * prob.L), math.sqrt(delta0 / (prob.L * prob.sigma ** 2 * T)))
-                    sq = sm_run(prob, method, T=T, lr=lr, W0=W0, rank=rank, gap=gap, device=ctx.device,
+                    sq = sm_run(prob, "sm-sgd" if method == "control" else method, T=T, lr=lr, W0=W0, rank=rank,
+                                gap=gap, device=ctx.device,
                                 noise_generator=ctx.generator(f"noise/{method}/T{T}", s, device="cpu"))
                     mins[s, j], avgs[s, j] = sq.min(), sq.mean()
                     rows.append({"method": method, "seed": s, "step": int(T), "horizon": int(T), "lr": lr,
@@ -473,19 +499,27 @@ def sm_convergence(ctx):
                                resample="seeds")
             afit = loglog_slope(horizons, avgs, n_boot=2000, seed=ctx.seed(f"bootstrap-avg/{method}", 0) % 2 ** 32,
                                 resample="seeds")
-            parts.append(V.ci_at_most(fit.ci_low, fit.ci_high, -0.5 + RATE_TOL,
-                                      name=f"{method}: log-log slope of min_t ||grad f||^2"))
+            v = V.ci_at_most(fit.ci_low, fit.ci_high, -0.5 + RATE_TOL,
+                             name=f"{method}: log-log slope of min_t ||grad f||^2")
+            if method == "control":
+                control = v
+            else:
+                parts.append(V.provided(fit.ci_high >= -0.5 - RATE_TOL,
+                                        f"{method}: the bound can bind (CI high {fit.ci_high:.3g} >= -0.75)", v))
             measured[method] = {"slope": fit.slope, "ci": [fit.ci_low, fit.ci_high], "r2": fit.r2,
                                 "avg_slope": afit.slope, "avg_ci": [afit.ci_low, afit.ci_high],
                                 "min_grad_sq_at_T": {int(T): float(v) for T, v in zip(horizons, mins.mean(0))}}
             ctx.log(f"{method}: slope {fit.slope:.3f} [{fit.ci_low:.3f}, {fit.ci_high:.3f}]")
     predicted = {"exponent": -0.5, "tolerance": RATE_TOL, "slope_at_most": -0.5 + RATE_TOL}
     measured = {"slope": {m: measured[m]["slope"] for m in ("adam-snsm", "sm-sgd")}, "sigma": sigma, "L": prob.L,
-                **measured}
+                "control_rule": control.value,
+                "margin": {m: -0.5 + RATE_TOL - measured[m]["ci"][1] for m in ("adam-snsm", "sm-sgd")}, **measured}
+    verdict = V.provided(control == V.VIOLATED, f"the rule rejects the negative control (constant step: "
+                         f"{control.value}, slope {measured['control']['slope']:.3g})", V.all_of(parts))
     detail = (f"L = {prob.L:.4g}, sigma = {sigma:.3g} (rule), horizons {horizons[0]}..{horizons[-1]}, {seeds} seeds; "
               + "; ".join(f"{m}: min slope {v['slope']:.3f} [{v['ci'][0]:.3f}, {v['ci'][1]:.3f}], average slope "
                           f"{v['avg_slope']:.3f}" for m, v in ((m, measured[m]) for m in ("adam-snsm", "sm-sgd"))))
-    return Outcome(measured=measured, predicted=predicted, verdict=V.all_of(parts), detail=detail, rows=rows)
+    return Outcome(measured=measured, predicted=predicted, verdict=verdict, detail=detail, rows=rows)
 
 
 @sm_convergence.figure
