@@ -17,8 +17,9 @@ left projection R = Q^T A                   sum_i Q_i^T G_i, Q_i the local rows 
 right projection R = Q^T G^T                local: R_i = Q^T G_i^T, R split by columns like W's rows      --
 back-projection Q D (+ s (A - Q R))         local rows                                                    --
 Adam / momentum / EMA of R                  elementwise; left: replicated r x n; right: split like R      --
-exact refresh, right (k = n)                the k x k Gram G^T G = sum_i G_i^T G_i (float64)              n x n
-exact refresh, left (k = m) or official SVD the k x k Gram G G^T couples rows of different ranks, and     m x n /T
+exact refresh, right (k = n), m > 4 n       the k x k Gram G^T G = sum_i G_i^T G_i (float64)              n x n /T
+exact refresh, otherwise, or official SVD   the k x k Gram G G^T couples rows of different ranks, a        m x n /T
+                                            float64 n x n Gram of a less tall G sends more than G, and
                                             the official codes' SVD signs need the SVD of the same matrix:
                                             all-gather G once per refresh (every T steps)
 randomized SVD (Halko)                      sketches: each product with A that contracts the split axis  (r+p) x l
@@ -27,12 +28,13 @@ randomized SVD (Halko)                      sketches: each product with A that c
 Stiefel draw (GoLore)                       none: the optimizer's CPU generator draws the same numbers    --
                                             on every rank (every rank steps every parameter in order)
 exact polar U V^T of a split r x l D        (D D^T)^{-1/2} D from the r x r Gram sum_i D_i D_i^T          r x r
-  (right projection, ``polar_method=gram``)
+  (right projection, ``polar_method=gram``)  (float64; a gather of D when l < 4 r)
 official polar (float32 SVD) of a split D   all-gather of the r x l factor (a rank-r object)              r x l
 Newton–Schulz, split along the long side    per iteration the small Gram X X^T = sum_i X_i X_i^T, plus    steps x
-  (right projection; tall unprojected W)    one scalar for the Frobenius scale                            r x r
-Newton–Schulz, split along the short side   all-gather of the m x n direction (Muon on a wide W), then     m x n
-  (Muon on W with m <= n)                   the single-process iteration; dion's owner-based all-to-all
+  (right projection; Muon on m > 10 n)      one scalar for the Frobenius scale, when the steps' Grams     r x r
+                                            send less than one gather of D (else the gather below)
+Newton–Schulz, split along the short side   all-gather of the m x n direction (Muon on most W), then the   m x n
+  (or a gather is cheaper)                  single-process iteration; dion's owner-based all-to-all
                                             would divide the compute by P, not the bytes
 norm-growth limiter, OSD's ||A||_F          one scalar each                                               1
 Subset-Norm statistic (heuristic)           m >= n: one per row, local; m < n: one per column, summed     n
@@ -41,7 +43,9 @@ non-finite screen                           one flag per parameter, all-reduced:
                                             skips together
 ==========================================  ==========================================================  =========
 
-An all-gather of every matrix gradient (the baseline the table avoids) moves m x n per matrix and step.
+Where a stage could either all-reduce a small Gram or gather the matrix, it takes the route that sends fewer bytes
+per rank (``Rows.reduce_is_cheaper``); both give the single-process result up to round-off. An all-gather of every
+matrix gradient (the baseline the table avoids) moves m x n per matrix and step.
 ``counting()`` records what the optimizer sends (``analysis.comm_bench`` prints it per preset).
 
 Optimizer state: the basis Q (k x r), OSD's P and its moments, the limiter's norm and the step counters are small
