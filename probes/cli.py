@@ -138,6 +138,14 @@ def _memory_options(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("--methods", nargs="+", metavar="METHOD", type=one_of(subspace.available(), "method"),
                    help=f"of {', '.join(subspace.available())} (default: all)")
+    from .memory import MODES
+
+    p.add_argument("--modes", nargs="+", choices=MODES, default=["standard"], metavar="MODE",
+                   help=f"weight-update modes, of {', '.join(MODES)} (per-layer: gradients freed as they complete)")
+    p.add_argument("--state-bits", nargs="+", type=int, choices=(32, 8), default=[32], metavar="BITS",
+                   help="optimizer-moment storage, of 32, 8")
+    p.add_argument("--batch", type=integer(1), default=1, help="batch size of the activation column")
+    p.add_argument("--seq-len", type=integer(1), default=256, help="sequence length of the activation column")
     p.add_argument("--json", metavar="PATH", help="also write the rows to this JSON file (default: none)")
 
 
@@ -193,8 +201,12 @@ def _memory(args) -> int:
 
     if args.json:
         writable_file(args.json, "--json")
-    rows = memory_table(sizes=tuple(args.sizes), methods=args.methods)
+    rows = memory_table(sizes=tuple(args.sizes), methods=args.methods, modes=args.modes, state_bits=args.state_bits,
+                        batch=args.batch, seq_len=args.seq_len)
     print(format_table(rows))
+    if "7b" in args.sizes:
+        from .memory import format_budget, galore_7b_budget, seed_accounting
+        print("\n" + format_budget(galore_7b_budget(), seed_accounting()))
     if args.json:
         from records import atomic_write_text, dumps
         atomic_write_text(args.json, dumps(rows, indent=1) + "\n")
