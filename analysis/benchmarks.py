@@ -660,7 +660,8 @@ def _settings(args) -> dict:
     """Everything that changes the numbers of a bench run (``--resume`` needs them unchanged)."""
     quick = bool(args.quick)
     return {"device": str(args.device), "quick": quick, "threads": args.threads or os.cpu_count() or 1,
-            "rank": args.rank, "gap": args.gap or (20 if quick else 200), "repeats": args.repeats or (3 if quick else 5),
+            "rank": args.rank, "gap": args.gap or (20 if quick else 200),
+            "repeats": args.repeats or (3 if quick else 5),
             "model_layers": args.model_layers if args.model_layers is not None else (1 if quick else 2),
             "methods": args.methods}
 

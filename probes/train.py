@@ -130,8 +130,8 @@ class ProbeConfig:
     def identity(self) -> dict:
         """The keys a resumed run must share with the checkpoint (everything that changes the numbers)."""
         d = self.to_dict()
-        for k in ("out", "resume", "overwrite", "quiet", "log_every", "checkpoint_every", "keep_checkpoints", "instrument_every",
-                  "instrument_layers", "max_sv", "eval_every", "eval_batches", "device"):
+        for k in ("out", "resume", "overwrite", "quiet", "log_every", "checkpoint_every", "keep_checkpoints",
+                  "instrument_every", "instrument_layers", "max_sv", "eval_every", "eval_batches", "device"):
             d.pop(k)
         return d
 

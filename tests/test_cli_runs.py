@@ -31,19 +31,20 @@ import contextlib, io, json, sys
 from claims import cli
 results = []
 for argv in json.loads(sys.argv[1]):
-    err = io.StringIO()
-    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
         try:
             rc = cli.main(argv)
         except SystemExit as exc:
             rc = exc.code
-    results.append([rc, err.getvalue()])
+    results.append([rc, out.getvalue(), err.getvalue()])
 print(json.dumps(results))
 """
 
 
-def sublab_each(argvs: list[list]) -> list[tuple[int, str]]:
-    """(exit status, stderr) of ``sublab <argv>`` for each argv, all in one fresh process (one import of torch)."""
+def sublab_each(*argvs: list) -> list[tuple[int, str, str]]:
+    """(exit status, stdout, stderr) of ``sublab <argv>`` for each argv, one after the other in one fresh process
+    (one import of torch for all of them)."""
     argvs = [[str(a) for a in argv] for argv in argvs]
     proc = subprocess.run([sys.executable, "-c", _DRIVER, json.dumps(argvs)], cwd=ROOT, env=ENV, capture_output=True,
                           text=True, timeout=300)
@@ -102,15 +103,16 @@ def test_new_run_into_a_folder_with_a_run_needs_resume_or_overwrite(tmp_path):
     out = tmp_path / "run"
     assert sublab("probe", "llama", *TINY, "--steps", "3", "--out", out).returncode == 0
     before = {p: p.read_bytes() for p in out.iterdir()}
-    refused = sublab("probe", "llama", *TINY, "--steps", "3", "--out", out)
-    assert refused.returncode == 2 and "already holds a run" in refused.stderr and "--resume" in refused.stderr
+    (rc, _, err), = sublab_each(["probe", "llama", *TINY, "--steps", "3", "--out", out])
+    assert rc == 2 and "already holds a run" in err and "--resume" in err
     assert {p: p.read_bytes() for p in out.iterdir()} == before  # nothing touched
-    assert sublab("probe", "llama", *TINY, "--steps", "3", "--out", out, "--overwrite", "--lr", "1e-3").returncode == 0
+    run = ["probe", "llama", *TINY, "--out", out, "--lr", "1e-3"]
+    replaced, resumed = sublab_each([*run, "--steps", "3", "--overwrite"], [*run, "--steps", "5", "--resume"])
+    assert replaced[0] == 0, replaced[2]
     rows = read_rows(out)
     assert [r["step"] for r in rows if r["metric"] == "loss"] == [0, 1, 2]  # one run, not two
     assert {r["config"]["lr"] for r in rows} == {1e-3}
-    resumed = sublab("probe", "llama", *TINY, "--steps", "5", "--out", out, "--resume", "--lr", "1e-3")
-    assert resumed.returncode == 2 and "different configuration" in resumed.stderr  # steps changed: refused
+    assert resumed[0] == 2 and "different configuration" in resumed[2]  # steps changed: refused
 
 
 def test_stale_temporaries_of_a_dead_writer_are_removed_and_files_respect_the_umask(tmp_path):
@@ -155,30 +157,26 @@ BAD_PROBE = [
     (["--size", "huge"], "size='huge' is invalid for llama; allowed: tiny, 9m"),
     (["--optimizer", "nope"], "argument --optimizer: unknown optimizer 'nope'; allowed: adam-sn"),
     (["--resume", "--overwrite"], "resume and overwrite exclude each other"),
-]
+] + ([] if torch.cuda.is_available() else [(["--device", "cuda"], "--device cuda: CUDA is not available here")])
 
 
 def test_bad_probe_values_are_refused_before_any_work(tmp_path):
     out = tmp_path / "run"
-    results = sublab_each([["probe", "llama", *TINY, "--steps", "3", *argv, "--out", out] for argv, _ in BAD_PROBE])
-    wrong = [(argv, rc, err) for (argv, message), (rc, err) in zip(BAD_PROBE, results)
+    results = sublab_each(*[["probe", "llama", *TINY, "--steps", "3", *argv, "--out", out] for argv, _ in BAD_PROBE])
+    wrong = [(argv, rc, err) for (argv, message), (rc, _, err) in zip(BAD_PROBE, results)
              if rc != 2 or message not in err or "Traceback" in err]
     assert not wrong, wrong
     assert not (out / "rows.jsonl").exists()
 
 
-@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the message when CUDA is absent")
-def test_probe_on_cuda_without_cuda(tmp_path):
-    res = sublab("probe", "llama", *TINY, "--device", "cuda", "--out", tmp_path / "run")
-    assert res.returncode == 2 and "CUDA is not available here" in res.stderr and "Traceback" not in res.stderr
-
-
-def test_probe_output_that_cannot_be_written(tmp_path, read_only):
+def test_outputs_that_cannot_be_written_are_refused_before_any_work(tmp_path, read_only):
     (tmp_path / "file").write_text("x")
-    res = sublab("probe", "llama", *TINY, "--out", tmp_path / "file")
-    assert res.returncode == 2 and "is a file; a folder is needed" in res.stderr
-    res = sublab("probe", "llama", *TINY, "--out", read_only)
-    assert res.returncode == 2 and "not a writable folder" in res.stderr and "Traceback" not in res.stderr
+    (rc_file, _, file_err), (rc_ro, _, ro_err), (rc_bench, bench_out, bench_err) = sublab_each(
+        ["probe", "llama", *TINY, "--out", tmp_path / "file"], ["probe", "llama", *TINY, "--out", read_only],
+        ["bench", "--only", "state", "--out", read_only])
+    assert rc_file == 2 and "is a file; a folder is needed" in file_err
+    assert rc_ro == 2 and "not a writable folder" in ro_err and "Traceback" not in ro_err
+    assert rc_bench == 2 and "not a writable folder" in bench_err and "sublab bench:" not in bench_out
 
 
 def test_ctrl_c_stops_cleanly_with_the_resume_command(tmp_path):
@@ -212,11 +210,11 @@ def test_probe_without_out_says_nothing_is_saved():
 
 
 def test_probe_memory_has_its_own_options_and_units():
-    res = sublab("probe", "memory", "--sizes", "60m", "--methods", "adamw")
-    assert res.returncode == 0 and "GiB (2^30 bytes)" in res.stdout
-    refused = sublab("probe", "memory", "--steps", "3")
-    assert refused.returncode == 2 and "unrecognized arguments: --steps 3" in refused.stderr
-    assert "--steps" not in sublab("probe", "memory", "--help").stdout
+    table, refused, usage = sublab_each(["probe", "memory", "--sizes", "60m", "--methods", "adamw"],
+                                        ["probe", "memory", "--steps", "3"], ["probe", "memory", "--help"])
+    assert table[0] == 0 and "GiB (2^30 bytes)" in table[1]
+    assert refused[0] == 2 and "unrecognized arguments: --steps 3" in refused[2]
+    assert usage[0] == 0 and "--sizes" in usage[1] and "--steps" not in usage[1]
 
 
 # ---------------------------------------------------------------------------------------------- help texts
@@ -263,16 +261,11 @@ BAD_BENCH = [
 
 def test_bad_bench_values_are_refused(tmp_path):
     out = tmp_path / "b"
-    results = sublab_each([["bench", "--only", "state", *argv, "--out", out] for argv, _ in BAD_BENCH])
-    wrong = [(argv, rc, err) for (argv, message), (rc, err) in zip(BAD_BENCH, results)
+    results = sublab_each(*[["bench", "--only", "state", *argv, "--out", out] for argv, _ in BAD_BENCH])
+    wrong = [(argv, rc, err) for (argv, message), (rc, _, err) in zip(BAD_BENCH, results)
              if rc != 2 or message not in err or "Traceback" in err]
     assert not wrong, wrong
     assert not list(out.glob("*.jsonl"))
-
-
-def test_bench_into_a_folder_that_cannot_be_written(tmp_path, read_only):
-    res = sublab("bench", "--only", "state", "--out", read_only)
-    assert res.returncode == 2 and "not a writable folder" in res.stderr and "sublab bench:" not in res.stdout
 
 
 def test_bench_saves_each_unit_and_resumes_the_missing_ones(tmp_path):
@@ -281,12 +274,11 @@ def test_bench_saves_each_unit_and_resumes_the_missing_ones(tmp_path):
     assert sublab(*args).returncode == 0
     path = out / "state_bytes_cpu.jsonl"
     full = path.read_text().splitlines()
-    refused = sublab(*args)
-    assert refused.returncode == 2 and "already holds results" in refused.stderr
-    other = sublab(*args, "--resume", "--rank", "64")
-    assert other.returncode == 2 and "rank: 128 vs 64" in other.stderr
+    refused, other = sublab_each(args, [*args, "--resume", "--rank", "64"])
+    assert refused[0] == 2 and "already holds results" in refused[2]
+    assert other[0] == 2 and "rank: 128 vs 64" in other[2]
     # a run killed after its first unit: only the adamw rows were saved; --resume measures the rest
-    kept = [line for line in full if json.loads(line)["method"] == "adamw" and json.loads(line)["bench"] == "state_small"]
+    kept = [line for line in full if (json.loads(line)["method"], json.loads(line)["bench"]) == ("adamw", "state_small")]
     path.write_text("".join(line + "\n" for line in kept))
     assert sublab(*args, "--resume").returncode == 0
     assert path.read_text().splitlines()[:len(kept)] == kept
@@ -303,22 +295,19 @@ def test_bench_step_is_silent_about_bitsandbytes(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------- verify, figures
-def test_verify_only_with_a_pattern_that_matches_nothing_is_refused(tmp_path):
-    res = sublab("verify", "--only", "*,nosuch", "--out", tmp_path / "r")  # '*': whichever claims import today
-    assert res.returncode == 2 and "--only 'nosuch' matches no claim" in res.stderr
-    assert not (tmp_path / "r" / "claims").exists()
-
-
-def test_verify_json_that_cannot_be_written_is_refused_before_any_claim_runs(tmp_path, read_only):
-    res = sublab("verify", "--only", "*", "--out", tmp_path / "r", "--json", read_only / "v.json")
-    assert res.returncode == 2 and "--json" in res.stderr and "not a writable folder" in res.stderr
+def test_verify_refuses_an_unmatched_pattern_and_an_unwritable_json_before_any_claim_runs(tmp_path, read_only):
+    # '*': whichever claim modules import today
+    nosuch, json_ro = sublab_each(["verify", "--only", "*,nosuch", "--out", tmp_path / "r"],
+                                  ["verify", "--only", "*", "--out", tmp_path / "r", "--json", read_only / "v.json"])
+    assert nosuch[0] == 2 and "--only 'nosuch' matches no claim" in nosuch[2]
+    assert json_ro[0] == 2 and "--json" in json_ro[2] and "not a writable folder" in json_ro[2]
     assert not (tmp_path / "r" / "claims").exists()
 
 
 def test_figures_refuse_an_unmatched_pattern_and_a_read_only_folder(tmp_path, read_only):
     (tmp_path / "claims").mkdir()
     (tmp_path / "claims" / "x.a.json").write_text(json.dumps({"id": "x.a", "scale": "quick"}))
-    res = sublab("figures", "--results", tmp_path, "--only", "nosuch")
-    assert res.returncode == 2 and "--only 'nosuch' matches no claim" in res.stderr
-    res = sublab("figures", "--results", tmp_path, "--out", read_only)
-    assert res.returncode == 2 and "--out" in res.stderr and "not a writable folder" in res.stderr
+    nosuch, ro = sublab_each(["figures", "--results", tmp_path, "--only", "nosuch"],
+                             ["figures", "--results", tmp_path, "--out", read_only])
+    assert nosuch[0] == 2 and "--only 'nosuch' matches no claim" in nosuch[2]
+    assert ro[0] == 2 and "--out" in ro[2] and "not a writable folder" in ro[2]
