@@ -71,6 +71,27 @@ def test_counterexample_run_matches_the_problem_oracle():
     assert math.isclose(run["loss"][-1], float(prob.loss(expected)), rel_tol=1e-12)
 
 
+@pytest.mark.parametrize("opt", ["adamw", "msgd"])
+def test_batched_problem1_matches_the_core(opt, monkeypatch):
+    """problem1_batched is counterexample_run (the core optimizers) for every arm: same noise, same basis seeds,
+    450 steps with refreshes every 100 (GoLore@50% switches at 225; pure GoLore draws Stiefel bases throughout)."""
+    from synthetic import GoLoreCounterexample
+    prob = GoLoreCounterexample()
+    steps = 450
+    arms = [("full", None), ("galore", None), ("large-batch", None), ("golore", 0.5), ("golore", None)]
+    runs = [dict(optimizer=opt, arm=a, lr=1e-2, fraction=f, basis_seed=7 + i) for i, (a, f) in enumerate(arms)]
+    out = CG.problem1_batched(prob, runs, steps=steps, gap=100, refresh_batch=1000,
+                              noise_generator=torch.Generator().manual_seed(3), log_every=50)
+    for e, u in enumerate(runs):
+        col = out["xi"][:, e].clone()
+        monkeypatch.setattr(CG, "rademacher_means", lambda n, b, g, col=col: (col[:n] if b == 1 else col[::100][:n]).clone())
+        ref = CG.counterexample_run(prob, optimizer=opt, arm=u["arm"], steps=steps, lr=1e-2, gap=100,
+                                    fraction=u["fraction"], refresh_batch=1000, noise_generator=None,
+                                    basis_seed=u["basis_seed"], log_every=50)
+        assert np.allclose(ref["loss"], out["loss"][e], rtol=0, atol=1e-12), u
+        assert torch.allclose(ref["X"], out["X"][e], rtol=0, atol=1e-12), u
+
+
 def test_rademacher_means_law():
     g = torch.Generator().manual_seed(0)
     one = CG.rademacher_means(20_000, 1, g)
@@ -219,7 +240,7 @@ def test_hybrid_golore_beats_galore(outcomes):
         assert set(gaps) == {"golore@20%", "golore@50%", "golore@75%"}
         assert max(gaps.values()) < out.measured[f"galore_gap_{opt}"]
     finals = [r for r in out.rows if r["final"]]
-    assert len(finals) == 2 * 4 * 4  # optimizers x arms x seeds
+    assert len(finals) == 2 * 4 * 8  # optimizers x arms x seeds
 
 
 def test_figures_draw_from_rows(outcomes, tmp_path):
