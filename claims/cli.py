@@ -1,6 +1,6 @@
 """The ``sublab`` command line.
 
-    sublab verify  [--scale quick|full] [--only GLOB] [--json PATH] [--device cpu|cuda] [--resume]
+    sublab verify  [--scale quick|full] [--only GLOB] [--json PATH] [--device cpu|cuda] [--resume] [--seed-family N]
                    [--out DIR] [--no-figures] [--strict]
     sublab figures [--results DIR] [--out DIR] [--only GLOB] [--gallery [DIR]]
     sublab list    [--only GLOB] [--json]
@@ -51,7 +51,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also write the JSON document of every claim finished in the output folder (default: none)")
     v.add_argument("--device", default="cpu", help="cpu, cuda or cuda:<index>")
     v.add_argument("--resume", action="store_true", help="skip claims already finished in the output folder")
-    v.add_argument("--out", metavar="DIR", help="output folder (default: results/<scale>/)")
+    v.add_argument("--seed-family", type=_family, default=0, metavar="N",
+                   help="reseed every random draw of every claim from (N, claim, method, repetition); verdicts must "
+                        "not depend on it")
+    v.add_argument("--out", metavar="DIR",
+                   help="output folder (default: results/<scale>/ for family 0, results/<scale>-family<N>/ otherwise)")
     v.add_argument("--no-figures", dest="figures", action="store_false",
                    help="do not draw figures (default: figures are drawn)")
     v.add_argument("--strict", action="store_true",
@@ -144,19 +148,31 @@ def _gallery_dir(arg: str) -> Path:
     return REPO_ROOT / "figures" if (REPO_ROOT / "pyproject.toml").exists() else Path("figures")
 
 
+def _family(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"invalid seed family {text!r}; allowed: an integer >= 0")
+    return value
+
+
 def _cmd_verify(a, registry: Registry | None) -> int:
     from . import runner
     try:
         reg = registry if registry is not None else default_registry()
         summary = runner.run(reg, scale=a.scale, only=a.only, out=a.out, device=a.device, resume=a.resume,
-                             json_path=a.json_path, figures=a.figures, stream=None if a.quiet else sys.stdout)
+                             json_path=a.json_path, figures=a.figures, stream=None if a.quiet else sys.stdout,
+                             seed_family=a.seed_family)
     except (NoMatchError, runner.DeviceError, FolderBusy, ValueError) as e:
         _err(str(e))
         return 2
     except KeyboardInterrupt:
-        out = a.out or f"results/{a.scale}"
+        out = a.out or runner.default_out(a.scale, a.seed_family)
+        family = f" --seed-family {a.seed_family}" if a.seed_family else ""
         _err(f"interrupted; every finished claim is saved under {out}/claims. Continue with: "
-             f"sublab verify --scale {a.scale} --resume" + (f" --out {a.out}" if a.out else ""))
+             f"sublab verify --scale {a.scale}{family} --resume" + (f" --out {a.out}" if a.out else ""))
         return 130
     if a.strict and (summary.errors or summary.import_errors):
         _err(f"--strict: {len(summary.errors)} claim(s) raised, {len(summary.import_errors)} module(s) "

@@ -45,7 +45,7 @@ __all__ = ["run", "execute", "redraw", "RunSummary", "DeviceError", "environment
 #: Default of the ``stream`` arguments: ``sys.stdout`` looked up at call time (a default bound at import time
 #: goes stale when the caller replaces ``sys.stdout``).
 STDOUT = object()
-REPORT_KEYS = ("id", "paper", "statement", "verdict", "measured", "predicted", "detail", "figure")
+REPORT_KEYS = ("id", "paper", "kind", "statement", "verdict", "margin", "measured", "predicted", "detail", "figure")
 
 
 def _version(mod: str) -> str | None:
@@ -103,10 +103,11 @@ def _resolve(target, registry: Registry | None = None) -> Claim:
 
 
 def execute(target, *, scale: str = "quick", device: str = "cpu", out_dir: str | Path | None = None,
-            log: Callable[[str], None] | None = None, registry: Registry | None = None) -> Outcome:
+            log: Callable[[str], None] | None = None, registry: Registry | None = None,
+            seed_family: int = 0) -> Outcome:
     """Run one claim (decorated function, Claim or id) and return its checked Outcome; writes nothing."""
     c = _resolve(target, registry)
-    return _call(c, Context(c.id, scale=scale, device=device, out_dir=out_dir, log=log))
+    return _call(c, Context(c.id, scale=scale, device=device, out_dir=out_dir, log=log, seed_family=seed_family))
 
 
 def _call(c: Claim, ctx: Context) -> Outcome:
@@ -156,7 +157,12 @@ def load_records(out: str | Path) -> dict[str, dict]:
     return recs
 
 
-def _finished(out: Path, c: Claim, scale: str) -> dict | None:
+def default_out(scale: str, seed_family: int = 0) -> Path:
+    """results/<scale>/ for the canonical seed family 0, results/<scale>-family<N>/ for the others (never mixed)."""
+    return Path("results") / (scale if seed_family == 0 else f"{scale}-family{seed_family}")
+
+
+def _finished(out: Path, c: Claim, scale: str, seed_family: int) -> dict | None:
     p = _paths(out, c.id)
     if not p["record"].exists() or not p["rows"].exists():
         return None
@@ -164,7 +170,7 @@ def _finished(out: Path, c: Claim, scale: str) -> dict | None:
         rec = load_record(p["record"])
     except (OSError, ValueError):
         return None
-    if rec.get("error") or rec.get("scale") != scale:
+    if rec.get("error") or rec.get("scale") != scale or rec.get("seed_family", 0) != seed_family:
         return None
     return rec
 
@@ -229,14 +235,15 @@ class _Progress:
 def run(claims: Registry | Iterable | None = None, *, scale: str = "quick", only=None,
         out: str | Path | None = None, device: str = "cpu", resume: bool = False,
         json_path: str | Path | None = None, figures: bool = True,
-        stream: TextIO | None = STDOUT) -> RunSummary:
+        stream: TextIO | None = STDOUT, seed_family: int = 0) -> RunSummary:
     """Run the selected claims; see the module docstring for what is written where.
 
     ``claims``: a Registry, an iterable of claims (decorated functions), or None for the package registry.
     ``report.md``, ``environment.json`` and the ``json_path`` document cover every claim finished in ``out`` at
     this scale (this run's and earlier ones'), so a partial run (``only``) never hides the others; the returned
     summary lists this run's claims. The folder is locked for the run (``records.lock_folder``); ``out`` and
-    ``json_path`` are checked writable before any claim runs.
+    ``json_path`` are checked writable before any claim runs. ``seed_family`` reseeds every draw
+    (``Context.seed_family``); a folder holds one family (``--resume`` never takes another family's record).
     Raises NoMatchError (a pattern of ``only`` matches no claim), DeviceError, ValueError (bad scale, an output
     that cannot be written), records.FolderBusy (another run holds ``out``), KeyboardInterrupt.
     """
@@ -247,25 +254,29 @@ def run(claims: Registry | Iterable | None = None, *, scale: str = "quick", only
     registry = claims if isinstance(claims, Registry) else (
         default_registry() if claims is None else Registry(claims))
     selected = select_each(registry, only)
-    out = Path(out) if out is not None else Path("results") / scale
+    if not isinstance(seed_family, int) or isinstance(seed_family, bool) or seed_family < 0:
+        raise ValueError(f"--seed-family={seed_family!r} is invalid; allowed: an integer >= 0")
+    out = Path(out) if out is not None else default_out(scale, seed_family)
     writable_folder(out, "--out")
     if json_path is not None:
         writable_file(json_path, "--json")
     with lock_folder(out, "sublab verify"):
         env = environment(scale, device)
         env["results"] = str(out)  # figure paths in records are relative to this folder
+        env["seed_family"] = seed_family
         prog = _Progress(stream)
         summary = RunSummary(out=out, records=[], environment=env, import_errors=dict(registry.import_errors))
         for mod, tb in registry.import_errors.items():
             last = tb.strip().splitlines()[-1] if tb.strip() else ""
             prog.write(f"warning: could not import {mod}: {last}")
-        prog.write(f"sublab verify: {len(selected)} claim(s), scale={scale}, device={device} -> {out}")
+        prog.write(f"sublab verify: {len(selected)} claim(s), scale={scale}, seed family {seed_family}, "
+                   f"device={device} -> {out}")
         t_run = time.perf_counter()
         width = max([len(c.id) for c in selected] + [10])
         nd = len(str(len(selected)))
         for i, c in enumerate(selected, 1):
             head = f"[{i:>{nd}}/{len(selected)}] {c.id:<{width}}"
-            rec = _finished(out, c, scale) if resume else None
+            rec = _finished(out, c, scale, seed_family) if resume else None
             if rec is not None:
                 if figures and c.draw is not None and not (rec.get("figure") and (out / rec["figure"]).exists()):
                     rec = _refresh_figure(c, rec, out)
@@ -274,7 +285,7 @@ def run(claims: Registry | Iterable | None = None, *, scale: str = "quick", only
                 prog.write(f"{head}  {rec['verdict']:<12}  (finished earlier, skipped)")
                 continue
             prog.write(head + "  ...", end="")
-            record = _run_claim(c, out, scale, device, env["code_version"], figures, prog.log)
+            record = _run_claim(c, out, scale, device, env["code_version"], figures, prog.log, seed_family)
             summary.records.append(record)
             summary.ran.append(c.id)
             if record["error"]:
@@ -291,16 +302,16 @@ def run(claims: Registry | Iterable | None = None, *, scale: str = "quick", only
 
 
 def _run_claim(c: Claim, out: Path, scale: str, device: str, version: str, figures: bool,
-               log: Callable[[str], None]) -> dict:
+               log: Callable[[str], None], seed_family: int = 0) -> dict:
     """Run one claim and save its rows, its figure and its record, in that order (the record's presence marks the
     claim finished); returns the record as saved (non-finite values decoded). A claim that raises is reported in
     an error record, not raised."""
     p = _paths(out, c.id)
     t0 = time.perf_counter()
     tb_text = None
-    config = {"scale": scale, "device": device}
+    config = {"scale": scale, "device": device, "seed_family": seed_family}
     try:
-        ctx = Context(c.id, scale=scale, device=device, out_dir=p["work"], log=log)
+        ctx = Context(c.id, scale=scale, device=device, out_dir=p["work"], log=log, seed_family=seed_family)
         outcome = _call(c, ctx)
         verdict, measured, predicted = outcome.verdict, outcome.measured, outcome.predicted
         detail, rows = _detail(outcome.verdict, outcome.detail), outcome.rows
@@ -320,8 +331,9 @@ def _run_claim(c: Claim, out: Path, scale: str, device: str, version: str, figur
         except Exception as exc:
             detail += f" [figure failed: {type(exc).__name__}: {exc} {_error_summary(exc)}]"
     record = {
-        "id": c.id, "paper": c.paper, "statement": c.statement, "source": c.source,
-        "verdict": str(verdict), "measured": measured, "predicted": predicted, "detail": detail,
+        "id": c.id, "paper": c.paper, "kind": c.kind, "statement": c.statement, "source": c.source,
+        "verdict": str(verdict), "margin": V.margin(verdict), "measured": measured, "predicted": predicted,
+        "detail": detail, "seed_family": seed_family,
         "figure": figure, "reason": verdict.reason, "rule": verdict.rule,
         "rule_inputs": verdict.as_dict()["inputs"], "error": tb_text is not None, "traceback": tb_text,
         "elapsed_s": round(elapsed, 3), "scale": scale, "device": device, "config": config,
@@ -398,7 +410,7 @@ def _refresh_figure(c: Claim, rec: dict, out: Path) -> dict:
 # ---------------------------------------------------------------------------------------------- reports
 
 def json_document(records: list[dict], env: dict) -> dict:
-    """The document of DESIGN.md: {"claims": [{id, paper, statement, verdict, measured, predicted,
+    """The document of DESIGN.md: {"claims": [{id, paper, kind, statement, verdict, margin, measured, predicted,
     detail, figure}], "environment": {...}}."""
     return {"claims": [{k: r.get(k) for k in REPORT_KEYS} for r in records], "environment": env}
 
@@ -424,11 +436,17 @@ def short(d: dict, width: int = 40) -> str:
     return s if len(s) <= width else s[: width - 3] + "..."
 
 
+def margin_text(r: dict) -> str:
+    """A record's margin as text: '0.12 of the bound', or '' for an undecided verdict."""
+    m = r.get("margin")
+    return f"{V._fmt(m['value'])} {m['unit']}" if m else ""
+
+
 def format_table(records: list[dict], width: int = 38) -> str:
-    """Plain-text table: id, verdict, measured, predicted (short)."""
-    heads = ("id", "verdict", "measured", "predicted")
-    rows = [(r["id"], r["verdict"] + ("*" if r.get("error") else ""), short(r.get("measured"), width),
-             short(r.get("predicted"), width)) for r in records]
+    """Plain-text table: id, kind, verdict, margin, measured, predicted (short)."""
+    heads = ("id", "kind", "verdict", "margin", "measured", "predicted")
+    rows = [(r["id"], r.get("kind") or "", r["verdict"] + ("*" if r.get("error") else ""), margin_text(r),
+             short(r.get("measured"), width), short(r.get("predicted"), width)) for r in records]
     w = [max([len(h)] + [len(row[i]) for row in rows]) for i, h in enumerate(heads)]
     line = lambda cells: "  ".join(c.ljust(w[i]) for i, c in enumerate(cells)).rstrip()  # noqa: E731
     out = [line(heads), line(["-" * x for x in w])] + [line(r) for r in rows]
@@ -462,13 +480,16 @@ def markdown_report(records: list[dict], env: dict, claims: dict[str, Claim] | N
     if env.get("import_errors"):
         lines += ["", "**Modules that failed to import** (their claims are missing):", ""]
         lines += [f"- `{m}`: {_md(e)}" for m, e in env["import_errors"].items()]
-    lines += ["", "| id | paper | verdict | measured | predicted | time (s) |", "|---|---|---|---|---|---|"]
+    lines += ["", "| id | paper | kind | verdict | margin | measured | predicted | time (s) |",
+              "|---|---|---|---|---|---|---|---|"]
     for r in records:
-        lines.append(f"| [`{r['id']}`](#{_anchor(r['id'])}) | {_md(r['paper'])} | **{r['verdict']}** | "
-                     f"{_md(short(r.get('measured'), 60))} | {_md(short(r.get('predicted'), 60))} | "
-                     f"{r.get('elapsed_s', '')} |")
+        lines.append(f"| [`{r['id']}`](#{_anchor(r['id'])}) | {_md(r['paper'])} | {r.get('kind') or ''} | "
+                     f"**{r['verdict']}** | {_md(margin_text(r))} | {_md(short(r.get('measured'), 60))} | "
+                     f"{_md(short(r.get('predicted'), 60))} | {r.get('elapsed_s', '')} |")
     for r in records:
-        lines += ["", f"## {r['id']}", "", f"**{r['verdict']}**: {_md(r['detail'])}", "",
+        margin = f" (margin {margin_text(r)})" if r.get("margin") else ""
+        lines += ["", f"## {r['id']}", "", f"*{r.get('kind') or 'paper'}* claim, **{r['verdict']}**{margin}: "
+                  f"{_md(r['detail'])}", "",
                   f"*Statement* ({_md(r.get('source', ''))}): {_md(r['statement'])}", ""]
         c = claims.get(r["id"])
         if c is not None and c.doc:
@@ -487,15 +508,16 @@ README_START, README_END = "<!-- claims-table:start -->", "<!-- claims-table:end
 
 
 def readme_table(records: list[dict], env: dict | None = None) -> str:
-    """The README's claims table (id, paper, verdict, measured, predicted), generated from saved records."""
+    """The README's claims table (id, paper, kind, verdict, margin, statement), generated from saved records; every
+    number in full is on the claim's page of the documentation site (``make docs``) and in report.md."""
     head = ""
     if env:
         head = (f"Generated by `sublab figures --readme README.md` from a `sublab verify --scale {env.get('scale')}` "
                 f"run ({env.get('date', '')[:10]}, code {env.get('code_version')}, {env.get('device')}).\n\n")
-    lines = ["| id | paper | verdict | measured | predicted |", "|---|---|---|---|---|"]
+    lines = ["| id | paper | kind | verdict | margin | statement |", "|---|---|---|---|---|---|"]
     for r in sorted(records, key=lambda r: r["id"]):
-        lines.append(f"| `{r['id']}` | {_md(r['paper'])} | **{r['verdict']}** | {_md(short(r.get('measured'), 70))} | "
-                     f"{_md(short(r.get('predicted'), 50))} |")
+        lines.append(f"| `{r['id']}` | {_md(r['paper'])} | {r.get('kind') or ''} | **{r['verdict']}** | "
+                     f"{_md(margin_text(r))} | {_md(r.get('statement', ''))} |")
     return head + "\n".join(lines)
 
 

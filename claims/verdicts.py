@@ -24,6 +24,9 @@ ordering_significant(better, worse, ...)    Welch (or paired) one-sided t-test a
 provided(ok, what, verdict)                 inconclusive when a stated precondition is not met
 all_of(*verdicts)                           violated > inconclusive > holds
 error(exc)                                  inconclusive: the experiment raised
+
+``margin(v)`` says how far a decided verdict is from flipping, in the rule's own unit (a fraction of the bound, of
+the tolerance or of the interval width, or decades of p-value): a small margin is a fragile verdict.
 """
 from __future__ import annotations
 
@@ -40,7 +43,7 @@ VERDICTS = (HOLDS, VIOLATED, INCONCLUSIVE)
 __all__ = [
     "Verdict", "VERDICTS", "HOLDS", "VIOLATED", "INCONCLUSIVE",
     "upper_bound", "lower_bound", "close_to", "within_ci", "ci_at_most", "ci_at_least",
-    "interval_contains", "ordering_significant", "provided", "all_of", "error", "recompute",
+    "interval_contains", "ordering_significant", "provided", "all_of", "error", "recompute", "margin",
 ]
 
 
@@ -377,3 +380,74 @@ def recompute(v: Verdict) -> Verdict:
         raise ValueError(f"cannot recompute rule {v.rule!r}")
     kw = {k: val for k, val in v.inputs.items() if k not in ("p_claim", "p_opposite")}
     return _RULES[v.rule](**kw)
+
+
+# ---------------------------------------------------------------------------------------------- margins
+
+def _relative_slack(v: Verdict) -> float:
+    m, b = np.broadcast_arrays(_arr(v.inputs["measured"]), _arr(v.inputs["bound"]))
+    sign = 1.0 if v.rule == "upper_bound" else -1.0
+    limit = b + sign * (v.inputs["rtol"] * np.abs(b) + v.inputs["atol"])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        slack = sign * (limit - m) / np.maximum(np.abs(limit), np.finfo(float).tiny)
+    return float(np.min(slack)) if slack.size else math.inf
+
+
+def _tolerance_slack(v: Verdict) -> float:
+    m, p = np.broadcast_arrays(_arr(v.inputs["measured"]), _arr(v.inputs["predicted"]))
+    tol = v.inputs["atol"] + v.inputs["rtol"] * np.abs(p)
+    err = np.where(m == p, 0.0, np.abs(m - p))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return float(np.min((tol - err) / np.maximum(tol, np.finfo(float).tiny)))
+
+
+def _interval_slack(v: Verdict) -> float:
+    """Distance of the decisive point from the rule's threshold, in widths of the (predicted or measured) interval."""
+    i = v.inputs
+    if v.rule == "interval_contains":
+        lo, hi, x = float(_arr(i["lo"])) - i["atol"], float(_arr(i["hi"])) + i["atol"], _arr(i["values"]).ravel()
+        return float(np.min(np.minimum(x - lo, hi - x))) / max(hi - lo, np.finfo(float).tiny)
+    lo, hi = float(_arr(i["lo"])), float(_arr(i["hi"]))
+    width = max(hi - lo, np.finfo(float).tiny)
+    if v.rule == "within_ci":
+        x = float(_arr(i["value"]))
+        return min(x - lo, hi - x) / width
+    b = float(_arr(i["bound"]))
+    return ((b - hi) if v.rule == "ci_at_most" else (lo - b)) / width
+
+
+_MARGIN_UNITS = {"upper_bound": ("of the bound", _relative_slack), "lower_bound": ("of the bound", _relative_slack),
+                 "close_to": ("of the tolerance", _tolerance_slack),
+                 "within_ci": ("interval widths", _interval_slack), "ci_at_most": ("interval widths", _interval_slack),
+                 "ci_at_least": ("interval widths", _interval_slack),
+                 "interval_contains": ("interval widths", _interval_slack)}
+
+
+def margin(v: Verdict) -> dict | None:
+    """How far a decided verdict is from flipping: ``{"value": x, "unit": ...}`` with x >= 0, or None (inconclusive).
+
+    Bounds: the tightest point's slack as a fraction of the bound; ``close_to``: the unused (or exceeded) fraction
+    of the tolerance; interval rules: the decisive endpoint's distance from the threshold in interval widths;
+    ``ordering_significant``: decades of p-value from alpha (|log10(p / alpha)|); ``provided``: its inner rule's;
+    ``all_of``: holds: the smallest part margin; violated: the largest margin among the violated parts (every one
+    of them must flip to change the verdict).
+    """
+    if v.value == INCONCLUSIVE:
+        return None
+    if v.rule == "provided":
+        return margin(v.inputs["verdict"])
+    if v.rule == "all_of":
+        parts = [margin(p) for p in v.inputs["parts"] if p.value == v.value]
+        parts = [p for p in parts if p is not None]
+        if not parts:
+            return None
+        pick = min if v.value == HOLDS else max
+        return pick(parts, key=lambda p: p["value"])
+    if v.rule == "ordering_significant":
+        p = v.inputs["p_claim"] if v.value == HOLDS else v.inputs["p_opposite"]
+        return {"value": abs(math.log10(max(p, 1e-300) / v.inputs["alpha"])), "unit": "decades of p"}
+    if v.rule not in _MARGIN_UNITS:
+        return None
+    unit, slack = _MARGIN_UNITS[v.rule]
+    value = slack(v)
+    return {"value": abs(value) if math.isfinite(value) else math.inf, "unit": unit}

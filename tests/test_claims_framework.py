@@ -263,7 +263,8 @@ def test_run_writes_records_rows_report_and_json(tmp_path):
     doc = json.loads(doc_path.read_text(), parse_constant=lambda c: pytest.fail(f"non-strict JSON {c}"))
     assert set(doc) == {"claims", "environment"}
     for entry in doc["claims"]:
-        assert list(entry) == ["id", "paper", "statement", "verdict", "measured", "predicted", "detail", "figure"]
+        assert list(entry) == ["id", "paper", "kind", "statement", "verdict", "margin", "measured", "predicted", "detail",
+                               "figure"]
         assert entry["verdict"] in ("holds", "violated", "inconclusive")
     by_id = {e["id"]: e for e in doc["claims"]}
     assert by_id["toy.holds"]["verdict"] == "holds" and by_id["toy.violated"]["verdict"] == "violated"
@@ -281,10 +282,10 @@ def test_run_writes_records_rows_report_and_json(tmp_path):
     assert len(rows) == 16
     for r in rows:
         assert r["claim"] == "toy.holds" and r["method"] in ("galore", "golore") and isinstance(r["seed"], int)
-        assert r["config"] == {"scale": "quick", "device": "cpu", "lr": 0.5}
+        assert r["config"] == {"scale": "quick", "device": "cpu", "seed_family": 0, "lr": 0.5}
         assert r["code_version"] == env["code_version"] and "step" in r
     report = (out / "report.md").read_text()
-    assert "| id | paper | verdict |" in report and "toy.violated" in report and "**violated**" in report
+    assert "| id | paper | kind | verdict | margin |" in report and "toy.violated" in report and "**violated**" in report
     assert no_temp_files(out) == []
 
 
