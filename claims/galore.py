@@ -43,7 +43,6 @@ import numpy as np
 
 from claims import verdicts as V
 from claims.registry import Outcome, claim
-from claims.runtime import single_thread as _single_thread
 
 PAPER = "GaLore"
 U64 = np.finfo(np.float64).eps / 2  # unit round-off of float64
@@ -334,34 +333,33 @@ def lemma33_rectangular(ctx):
     rows, ratios, tols, all_rect, tight = [], [], [], [], []
     examples = {}
     rng_shape = ctx.rng("shapes", 0)
-    with _single_thread():
-        for family in ("shared-eigenbases", "block-rectangular"):
-            rng = ctx.rng(family, 0)
-            for k in range(per_family):
-                m, n = (int(v) for v in rng_shape.integers(2, 7, size=2))
-                N = int(rng_shape.integers(1, 5))
-                p, q = int(rng_shape.integers(1, m + 1)), int(rng_shape.integers(1, n + 1))
-                if (p, q) == (m, n):  # V1 must not be everything (lambda_2 must exist)
-                    p = m - 1
-                if family == "shared-eigenbases":
-                    layer = ReversibleLayer.random(m, n, N, ctx.generator(family, k, device="cpu"), v1_shape=(p, q))
-                    # the dense problem (eigh of S), so rectangularity is checked on the computed V1
-                    problem = ReversibleGradient(layer.A, layer.B, layer.C)
-                else:
-                    problem = problem_of(*block_rectangular_instance(rng, m, n, N, p, q))
-                eta = float(rng.uniform(0.1, 1.0)) / problem.lambda_max
-                res = lemma33_instance(problem, eta, steps)
-                ratios.append(res["ratio_max"])
-                tols.append(res["rtol"])
-                all_rect.append(res["rectangular"] and eta * res["lam_max"] <= 1 + 1e-12)
-                tight.append(float(np.max(res["sr"] / res["bound"])))
-                rows.append({"method": family, "seed": k, "step": res["t_star"], "m": m, "n": n, "N": N, "p": p,
-                             "q": q, "v1_dim": res["v1_dim"], "par_rank": res["par_rank"],
-                             "rectangular": res["rectangular"], "ratio_max": res["ratio_max"], "rtol": res["rtol"],
-                             "excess": res["excess"]})
-                if family not in examples and res["par_rank"] >= 2:
-                    examples[family] = res
-                    rows += _traj_rows(f"{family}-example", res, seed=k, m=m, n=n, N=N, p=p, q=q)
+    for family in ("shared-eigenbases", "block-rectangular"):
+        rng = ctx.rng(family, 0)
+        for k in range(per_family):
+            m, n = (int(v) for v in rng_shape.integers(2, 7, size=2))
+            N = int(rng_shape.integers(1, 5))
+            p, q = int(rng_shape.integers(1, m + 1)), int(rng_shape.integers(1, n + 1))
+            if (p, q) == (m, n):  # V1 must not be everything (lambda_2 must exist)
+                p = m - 1
+            if family == "shared-eigenbases":
+                layer = ReversibleLayer.random(m, n, N, ctx.generator(family, k, device="cpu"), v1_shape=(p, q))
+                # the dense problem (eigh of S), so rectangularity is checked on the computed V1
+                problem = ReversibleGradient(layer.A, layer.B, layer.C)
+            else:
+                problem = problem_of(*block_rectangular_instance(rng, m, n, N, p, q))
+            eta = float(rng.uniform(0.1, 1.0)) / problem.lambda_max
+            res = lemma33_instance(problem, eta, steps)
+            ratios.append(res["ratio_max"])
+            tols.append(res["rtol"])
+            all_rect.append(res["rectangular"] and eta * res["lam_max"] <= 1 + 1e-12)
+            tight.append(float(np.max(res["sr"] / res["bound"])))
+            rows.append({"method": family, "seed": k, "step": res["t_star"], "m": m, "n": n, "N": N, "p": p,
+                         "q": q, "v1_dim": res["v1_dim"], "par_rank": res["par_rank"],
+                         "rectangular": res["rectangular"], "ratio_max": res["ratio_max"], "rtol": res["rtol"],
+                         "excess": res["excess"]})
+            if family not in examples and res["par_rank"] >= 2:
+                examples[family] = res
+                rows += _traj_rows(f"{family}-example", res, seed=k, m=m, n=n, N=N, p=p, q=q)
     rtol = max(tols)
     verdict = V.provided(all(all_rect), "every instance has a rectangular V1 and eta lam_max(S) <= 1",
                          V.upper_bound(ratios, 1.0, rtol=rtol,

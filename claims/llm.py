@@ -52,9 +52,8 @@ import torch
 
 from claims import verdicts as V
 from claims.registry import Outcome, claim
-from claims.runtime import single_thread
 
-__all__ = ["ALPHA", "POWER", "LAYER_EFFECT", "SEED_EFFECT", "MIN_START_STABLE_RANK", "WINDOW_FRACTION", "KAPPA_RED_LINE", "MEMORY_RTOL", "MEMORY_ATOL", "single_thread",
+__all__ = ["ALPHA", "POWER", "LAYER_EFFECT", "SEED_EFFECT", "MIN_START_STABLE_RANK", "WINDOW_FRACTION", "KAPPA_RED_LINE", "MEMORY_RTOL", "MEMORY_ATOL",
            "probe_run", "layer_series", "windows", "window_means", "steps_to_target", "adamw_llama_runs",
            "memory_rows"]
 
@@ -227,23 +226,22 @@ def fig1(ctx):
                        **{k: v for k, v in s.items()}, "warmup": warmup, "window_fraction": WINDOW_FRACTION,
                        "alpha": ALPHA})
     per_seed, sv_seed, rows, accs, chance = [], [], [], [], 0.25
-    with single_thread(ctx.device):
-        for rep in range(s["seeds"]):
-            ctx.log(f"seed {rep + 1}/{s['seeds']}")
-            res, prow = probe_run(
-                ctx, f"galore-seed{rep}", model="roberta", size=s["size"], lr=s["lr"], rank=s["rank"],
-                steps=steps, batch_size=s["batch_size"], seq_len=s["seq_len"], warmup=warmup,
-                instrument_every=every, seed=_run_seed(ctx, rep), **_FIG1_FIXED)
-            per_seed.append(layer_series(prow, "moment_proj.kappa_gram"))
-            svs: dict[str, dict[int, list]] = defaultdict(dict)
-            for r in prow:
-                if r.get("kind") == "instrument" and r.get("metric") == "moment_proj.sv":
-                    svs[r["layer"]][int(r["step"])] = r["value"]
-            sv_seed.append(svs)
-            accs.append(float(res["eval"]["val_accuracy"]))
-            chance = float(res["eval"]["chance"])
-            rows.append({"kind": "eval", "method": "galore", "seed": rep, "step": steps - 1,
-                         "val_accuracy": accs[-1], "chance": chance, "final_loss": res["final_loss"]})
+    for rep in range(s["seeds"]):
+        ctx.log(f"seed {rep + 1}/{s['seeds']}")
+        res, prow = probe_run(
+            ctx, f"galore-seed{rep}", model="roberta", size=s["size"], lr=s["lr"], rank=s["rank"],
+            steps=steps, batch_size=s["batch_size"], seq_len=s["seq_len"], warmup=warmup,
+            instrument_every=every, seed=_run_seed(ctx, rep), **_FIG1_FIXED)
+        per_seed.append(layer_series(prow, "moment_proj.kappa_gram"))
+        svs: dict[str, dict[int, list]] = defaultdict(dict)
+        for r in prow:
+            if r.get("kind") == "instrument" and r.get("metric") == "moment_proj.sv":
+                svs[r["layer"]][int(r["step"])] = r["value"]
+        sv_seed.append(svs)
+        accs.append(float(res["eval"]["val_accuracy"]))
+        chance = float(res["eval"]["chance"])
+        rows.append({"kind": "eval", "method": "galore", "seed": rep, "step": steps - 1,
+                     "val_accuracy": accs[-1], "chance": chance, "final_loss": res["final_loss"]})
     all_steps = sorted({t for ser in per_seed for lay in ser.values() for t in lay})
     early, late = windows(all_steps, warmup)
     spec_step = max(t for t in all_steps if t <= 100)
@@ -356,18 +354,17 @@ def adamw_llama_runs(ctx) -> dict:
     steps, warmup = s["steps"], s["steps"] // 10
     series: dict[str, list] = {"grad.stable_rank": [], "moment_full.stable_rank": []}
     max_rank: dict[str, int] = {}
-    with single_thread(ctx.device):
-        for rep in range(s["seeds"]):
-            ctx.log(f"AdamW LLaMA-{s['size']} seed {rep + 1}/{s['seeds']}")
-            _, prow = probe_run(ctx, f"adamw-seed{rep}", model="llama", size=s["size"], optimizer="adamw",
-                                lr=s["lr"], steps=steps, batch_size=s["batch_size"], seq_len=s["seq_len"],
-                                warmup=warmup, instrument_every=s["every"],
-                                seed=derive_seed(_RANK_EXPERIMENT, "adamw", rep, ctx.seed_family) % (2 ** 31))
-            for metric in series:
-                series[metric].append(layer_series(prow, metric))
-            for r in prow:
-                if r.get("kind") == "instrument" and r.get("metric") == "grad.sv":
-                    max_rank[r["layer"]] = len(r["value"])
+    for rep in range(s["seeds"]):
+        ctx.log(f"AdamW LLaMA-{s['size']} seed {rep + 1}/{s['seeds']}")
+        _, prow = probe_run(ctx, f"adamw-seed{rep}", model="llama", size=s["size"], optimizer="adamw",
+                            lr=s["lr"], steps=steps, batch_size=s["batch_size"], seq_len=s["seq_len"],
+                            warmup=warmup, instrument_every=s["every"],
+                            seed=derive_seed(_RANK_EXPERIMENT, "adamw", rep, ctx.seed_family) % (2 ** 31))
+        for metric in series:
+            series[metric].append(layer_series(prow, metric))
+        for r in prow:
+            if r.get("kind") == "instrument" and r.get("metric") == "grad.sv":
+                max_rank[r["layer"]] = len(r["value"])
     out = {"config": {"model": f"llama-{s['size']}", "data": "pydoc_data.topics (bytes)", "optimizer": "adamw",
                       **s, "warmup": warmup, "seed_experiment": _RANK_EXPERIMENT},
            "series": series, "max_rank": max_rank}
@@ -575,30 +572,29 @@ def fig2(ctx):
                        "alpha": ALPHA})
     rows, hits, reached, finals, accs = [], defaultdict(list), defaultdict(list), defaultdict(list), defaultdict(list)
     target, chance = math.nan, math.nan
-    with single_thread(ctx.device):
-        for rep in range(s["seeds"]):
-            seed = _run_seed(ctx, rep)
-            for method, hp in _FIG2_METHODS.items():
-                ctx.log(f"seed {rep + 1}/{s['seeds']} {method}")
-                res, _ = probe_run(ctx, f"{method}-seed{rep}", model="roberta", size=s["size"], optimizer=method,
-                                   rank=s["rank"], update_gap=s["update_gap"], steps=steps, num_topics=4,
-                                   batch_size=s["batch_size"], seq_len=s["seq_len"], warmup=warmup, seed=seed,
-                                   dropout=0.0, opt_kwargs={"dense_lr": s["dense_lr"]}, **hp)
-                chance = float(res["eval"]["chance"])
-                target = (1.0 - TARGET_FRACTION) * math.log(1.0 / chance)
-                L = res["losses"]
-                n, ok = steps_to_target(L, target, s["window"])
-                hits[method].append(n)
-                reached[method].append(ok)
-                finals[method].append(float(np.mean(L[-s["window"]:])))
-                accs[method].append(float(res["eval"]["val_accuracy"]))
-                ma = _moving_average(L, s["window"])
-                rows += [{"kind": "train", "method": method, "seed": rep, "step": t, "loss": L[t], "loss_ma": ma[t],
-                          "target": target} for t in range(len(L))]
-                rows.append({"kind": "steps_to_target", "method": method, "seed": rep, "step": n,
-                             "steps_to_target": n, "reached": ok, "target": target, "run_steps": steps,
-                             "val_accuracy": accs[method][-1], "chance": chance,
-                             "final_loss_ma": finals[method][-1]})
+    for rep in range(s["seeds"]):
+        seed = _run_seed(ctx, rep)
+        for method, hp in _FIG2_METHODS.items():
+            ctx.log(f"seed {rep + 1}/{s['seeds']} {method}")
+            res, _ = probe_run(ctx, f"{method}-seed{rep}", model="roberta", size=s["size"], optimizer=method,
+                               rank=s["rank"], update_gap=s["update_gap"], steps=steps, num_topics=4,
+                               batch_size=s["batch_size"], seq_len=s["seq_len"], warmup=warmup, seed=seed,
+                               dropout=0.0, opt_kwargs={"dense_lr": s["dense_lr"]}, **hp)
+            chance = float(res["eval"]["chance"])
+            target = (1.0 - TARGET_FRACTION) * math.log(1.0 / chance)
+            L = res["losses"]
+            n, ok = steps_to_target(L, target, s["window"])
+            hits[method].append(n)
+            reached[method].append(ok)
+            finals[method].append(float(np.mean(L[-s["window"]:])))
+            accs[method].append(float(res["eval"]["val_accuracy"]))
+            ma = _moving_average(L, s["window"])
+            rows += [{"kind": "train", "method": method, "seed": rep, "step": t, "loss": L[t], "loss_ma": ma[t],
+                      "target": target} for t in range(len(L))]
+            rows.append({"kind": "steps_to_target", "method": method, "seed": rep, "step": n,
+                         "steps_to_target": n, "reached": ok, "target": target, "run_steps": steps,
+                         "val_accuracy": accs[method][-1], "chance": chance,
+                         "final_loss_ma": finals[method][-1]})
     a = np.asarray(hits["sumo"], dtype=float)
     parts = [powered_ordering(a, np.asarray(hits[m], dtype=float), unit="seeds", effect=SEED_EFFECT,
                               alpha=ALPHA / 2, lower_is_better=True, name=f"steps to target, SUMO-SVD vs {m}")[0]

@@ -33,7 +33,6 @@ import torch
 
 from claims import verdicts as V
 from claims.registry import Outcome, claim
-from claims.runtime import single_thread as _one_thread
 
 PAPER = "OSD"
 
@@ -588,8 +587,7 @@ def online_pca_trajectory(G: torch.Tensor, U: torch.Tensor, P0: torch.Tensor, gr
     ``analysis.spectra.principal_angles``), ``step_norms`` (||P_{t+1} - P_t||_2 over the last ``window`` steps,
     default 10% of the run), the final P and its smallest singular value.  Runs with one torch thread.
     """
-    with _one_thread():
-        return _online_pca_trajectory(G, U, P0, group, steps, every, window or max(1, steps // 10))
+    return _online_pca_trajectory(G, U, P0, group, steps, every, window or max(1, steps // 10))
 
 
 def _online_pca_trajectory(G, U, P0, group, steps, every, window):
@@ -706,34 +704,33 @@ def online_pca(ctx):
     ctx.config.update({"matrix": "32 x 64, singular values 0.8^(i-1), Haar factors", "rank": r, "lr_W": 1e-3,
                        "steps": cfg["steps"], "starts": cfg["starts"]})
     rows, parts, measured = [], [], {"runs": {}}
-    with _one_thread():  # 32 x 4 matrices: thread wake-ups cost more than the work
-        for mode in ("paper", "official"):
-            group = osd_group(mode, k=k, l=l, r=r, device=dev)
-            for rep in range(cfg["starts"]):
-                P0 = stiefel(k, r, ctx.generator("P0", rep, device="cpu"), dtype=torch.float64).to(dev)
-                out = online_pca_trajectory(G, U, P0, group, cfg["steps"], every=10)
-                theta_w = float(out["window_angles"].max())
-                step_w = float(out["step_norms"].max())
-                lr_p = _pca_lr(group)
-                delta = ADAM_RATIO * lr_p * math.sqrt(k * r)
-                tau = math.asin(min(1.0, delta / out["sigma_min"]))
-                v1 = V.upper_bound(theta_w, tau, name=f"{mode} (lambda={group['pca_orth']:g}) start {rep}: "
-                                                      f"final-window theta_max")
-                t_arr, th = np.asarray(out["steps"][1:], dtype=float), np.maximum(out["angles"][1:], 1e-300)
-                fit = loglog_slope(t_arr, th, n_boot=2000, seed=ctx.seed(f"bootstrap/{mode}", rep) % 2 ** 32)
-                v2 = V.ci_at_most(fit.ci_low, fit.ci_high, 0.0, name=f"{mode} start {rep}: decay exponent of "
-                                                                      f"theta_max(t)")
-                parts += [v1, v2]
-                first_below = next((t for t, a_ in zip(out["steps"], out["angles"]) if a_ <= tau), None)
-                measured["runs"][f"{mode}/start{rep}"] = {
-                    "theta0": float(out["angles"][0]), "theta_final": float(out["angles"][-1]),
-                    "theta_max_final_window": theta_w, "max_step_final_window": step_w, "lr_P": lr_p,
-                    "sigma_r_P": out["sigma_min"], "tau": tau, "first_step_below_tau": first_below,
-                    "decay_exponent": fit.slope, "decay_ci": [fit.ci_low, fit.ci_high],
-                    "davis_kahan_sin_bound": davis_kahan_bound(out["P"], G), "rule": V.all_of(v1, v2).value}
-                rows += [{"method": f"osd-{mode}", "mode": mode, "lambda": float(group["pca_orth"]), "seed": rep,
-                          "step": int(t), "theta_max": float(a)} for t, a in zip(out["steps"], out["angles"])]
-                ctx.log(f"{mode}/start{rep}: theta_max {out['angles'][0]:.3g} -> {theta_w:.3g} (tau {tau:.3g})")
+    for mode in ("paper", "official"):
+        group = osd_group(mode, k=k, l=l, r=r, device=dev)
+        for rep in range(cfg["starts"]):
+            P0 = stiefel(k, r, ctx.generator("P0", rep, device="cpu"), dtype=torch.float64).to(dev)
+            out = online_pca_trajectory(G, U, P0, group, cfg["steps"], every=10)
+            theta_w = float(out["window_angles"].max())
+            step_w = float(out["step_norms"].max())
+            lr_p = _pca_lr(group)
+            delta = ADAM_RATIO * lr_p * math.sqrt(k * r)
+            tau = math.asin(min(1.0, delta / out["sigma_min"]))
+            v1 = V.upper_bound(theta_w, tau, name=f"{mode} (lambda={group['pca_orth']:g}) start {rep}: "
+                                                  f"final-window theta_max")
+            t_arr, th = np.asarray(out["steps"][1:], dtype=float), np.maximum(out["angles"][1:], 1e-300)
+            fit = loglog_slope(t_arr, th, n_boot=2000, seed=ctx.seed(f"bootstrap/{mode}", rep) % 2 ** 32)
+            v2 = V.ci_at_most(fit.ci_low, fit.ci_high, 0.0, name=f"{mode} start {rep}: decay exponent of "
+                                                                  f"theta_max(t)")
+            parts += [v1, v2]
+            first_below = next((t for t, a_ in zip(out["steps"], out["angles"]) if a_ <= tau), None)
+            measured["runs"][f"{mode}/start{rep}"] = {
+                "theta0": float(out["angles"][0]), "theta_final": float(out["angles"][-1]),
+                "theta_max_final_window": theta_w, "max_step_final_window": step_w, "lr_P": lr_p,
+                "sigma_r_P": out["sigma_min"], "tau": tau, "first_step_below_tau": first_below,
+                "decay_exponent": fit.slope, "decay_ci": [fit.ci_low, fit.ci_high],
+                "davis_kahan_sin_bound": davis_kahan_bound(out["P"], G), "rule": V.all_of(v1, v2).value}
+            rows += [{"method": f"osd-{mode}", "mode": mode, "lambda": float(group["pca_orth"]), "seed": rep,
+                      "step": int(t), "theta_max": float(a)} for t, a in zip(out["steps"], out["angles"])]
+            ctx.log(f"{mode}/start{rep}: theta_max {out['angles'][0]:.3g} -> {theta_w:.3g} (tau {tau:.3g})")
     runs = measured["runs"]
     measured["worst_final_window_theta"] = {m: max(v["theta_max_final_window"] for kk, v in runs.items()
                                                    if kk.startswith(m)) for m in ("paper", "official")}
@@ -917,21 +914,20 @@ def fig3(ctx):
                        "lr": 3e-2, "schedule": "10% warm-up + cosine", "lambda_margin": FIG3_LAMBDA_MARGIN})
     final = {key: [] for key in configs}
     rows = []
-    with _one_thread():
-        for k in range(reps):
-            for key, cfg in configs.items():
-                curve = fig3_run(cfg["rank"], cfg["alpha"], cfg["lam"], problem_gen=ctx.generator("problem", k,
-                                 device="cpu"), data_gen=ctx.generator("data", k, device="cpu"),
-                                 seed=ctx.seed("osd", k) % 2 ** 31, steps=steps)
-                final[key].append(float(np.mean(curve[-max(1, steps // 10):])))
-                label = f"r={cfg['rank']}, alpha={cfg['alpha']:g}, lambda={cfg['lam']:g}"
-                for axis, values in FIG3_SWEEPS.items():
-                    if all(cfg[a] == FIG3_DEFAULT[a] for a in FIG3_SWEEPS if a != axis):
-                        rows += [{"method": label, "sweep": axis, "value": float(cfg[axis]), "seed": k, "step": t + 1,
-                                  "loss": curve[t]} for t in range(0, steps, 5)]
-                        rows.append({"method": label, "sweep": axis, "value": float(cfg[axis]), "seed": k,
-                                     "step": steps, "final_loss": final[key][-1]})
-            ctx.log(f"repetition {k + 1}/{reps} done")
+    for k in range(reps):
+        for key, cfg in configs.items():
+            curve = fig3_run(cfg["rank"], cfg["alpha"], cfg["lam"], problem_gen=ctx.generator("problem", k,
+                             device="cpu"), data_gen=ctx.generator("data", k, device="cpu"),
+                             seed=ctx.seed("osd", k) % 2 ** 31, steps=steps)
+            final[key].append(float(np.mean(curve[-max(1, steps // 10):])))
+            label = f"r={cfg['rank']}, alpha={cfg['alpha']:g}, lambda={cfg['lam']:g}"
+            for axis, values in FIG3_SWEEPS.items():
+                if all(cfg[a] == FIG3_DEFAULT[a] for a in FIG3_SWEEPS if a != axis):
+                    rows += [{"method": label, "sweep": axis, "value": float(cfg[axis]), "seed": k, "step": t + 1,
+                              "loss": curve[t]} for t in range(0, steps, 5)]
+                    rows.append({"method": label, "sweep": axis, "value": float(cfg[axis]), "seed": k,
+                                 "step": steps, "final_loss": final[key][-1]})
+        ctx.log(f"repetition {k + 1}/{reps} done")
     F = lambda rank=4, alpha=5.0, lam=0.1: np.asarray(final[(rank, alpha, lam)])
     parts = [V.ordering_significant(F(rank=4), F(rank=2), paired=True, name="(R) final loss r=4 < r=2"),
              V.ordering_significant(F(rank=8), F(rank=4), paired=True, name="(R) final loss r=8 < r=4"),

@@ -38,6 +38,7 @@ from records.provenance import REPO_ROOT
 from .registry import (SCALES, Claim, Context, NoMatchError, Outcome, Registry, _as_claim, _split_patterns,
                        default_registry, matches)
 from . import verdicts as V
+from .runtime import single_thread
 
 __all__ = ["run", "execute", "redraw", "RunSummary", "DeviceError", "environment", "load_record", "load_records",
            "load_rows", "json_document", "markdown_report", "format_table", "REPORT_KEYS"]
@@ -111,7 +112,9 @@ def execute(target, *, scale: str = "quick", device: str = "cpu", out_dir: str |
 
 
 def _call(c: Claim, ctx: Context) -> Outcome:
-    out = c.fn(ctx)
+    """Run the claim under the runner's run-time policy: one torch thread while on the CPU (``single_thread``)."""
+    with single_thread(ctx.device):
+        out = c.fn(ctx)
     if not isinstance(out, Outcome):
         raise TypeError(f"claim {c.id!r} returned {type(out).__name__}, expected Outcome")
     return out

@@ -19,7 +19,6 @@ import torch
 
 from claims import verdicts as V
 from claims.registry import Outcome, claim
-from claims.runtime import single_thread
 
 PAPER = "SN-SM"
 #: Round-off allowance of a log-log least-squares slope of exact counts (a few ulps of log d, divided by the spread of
@@ -32,7 +31,7 @@ RATE_TOL = 0.25
 #: powers of d of the predicted exponent.
 BIND_GAP = 1.0
 
-__all__ = ["single_thread", "second_moment_count", "adagrad_sn_steps_to_eps", "sm_run", "log_factor_tolerance",
+__all__ = ["second_moment_count", "adagrad_sn_steps_to_eps", "sm_run", "log_factor_tolerance",
            "SLOPE_ROUNDOFF", "RATE_TOL"]
 
 
@@ -109,34 +108,33 @@ def memory(ctx):
     rows, parts, measured = [], [], {"counts": {}, "exponents": {}, "total_state_exponent": {}}
     ds = np.array([m * m for m in ms], dtype=float)
     g = ctx.generator("grad", 0, device="cpu")
-    with single_thread():
-        for lab in labels:
-            counts, totals, closed, formula = [], [], [], []
-            for m in ms:
-                d = m * m
-                sub = _sn_subset_arg(lab, d)
-                c = second_moment_count((m, m), sub, grad=torch.randn(m, m, generator=g), device=ctx.device)
-                counts.append(c["second"])
-                totals.append(c["total"])
-                closed.append(c["closed_form_second"])
-                formula.append(c["formula_total"] - m * m)
-                rows.append({"method": f"adam-sn (k={lab})", "subset": lab, "seed": 0, "step": 1, "m": m, "n": m,
-                             "d": d, "second_moment": c["second"], "first_moment": c["first"], "total": c["total"],
-                             "bytes": c["bytes"], "closed_form": c["closed_form_second"],
-                             "adam_state": 2 * d})
-            parts.append(V.close_to(counts, closed, rtol=0.0, name=f"k={lab}: second-moment count vs d/k'"))
-            parts.append(V.close_to(counts, formula, rtol=0.0, name=f"k={lab}: count vs state_numel formula"))
-            fit = loglog_slope(ds, np.asarray(counts, dtype=float), n_boot=1000,
-                               seed=ctx.seed(f"bootstrap/{lab}", 0) % 2 ** 32)
-            half = 0.5 * (fit.ci_high - fit.ci_low)
-            p_exp = predicted_exp[lab]
-            parts.append(V.close_to(fit.slope, p_exp, rtol=(half / abs(p_exp)) if p_exp else 0.0,
-                                    atol=SLOPE_ROUNDOFF + (half if not p_exp else 0.0),
-                                    name=f"k={lab}: exponent of the second-moment state in d"))
-            tfit = loglog_slope(ds, np.asarray(totals, dtype=float), n_boot=200, seed=0)
-            measured["counts"][lab] = dict(zip([int(d) for d in ds], counts))
-            measured["exponents"][lab] = {"slope": fit.slope, "ci": [fit.ci_low, fit.ci_high]}
-            measured["total_state_exponent"][lab] = tfit.slope
+    for lab in labels:
+        counts, totals, closed, formula = [], [], [], []
+        for m in ms:
+            d = m * m
+            sub = _sn_subset_arg(lab, d)
+            c = second_moment_count((m, m), sub, grad=torch.randn(m, m, generator=g), device=ctx.device)
+            counts.append(c["second"])
+            totals.append(c["total"])
+            closed.append(c["closed_form_second"])
+            formula.append(c["formula_total"] - m * m)
+            rows.append({"method": f"adam-sn (k={lab})", "subset": lab, "seed": 0, "step": 1, "m": m, "n": m,
+                         "d": d, "second_moment": c["second"], "first_moment": c["first"], "total": c["total"],
+                         "bytes": c["bytes"], "closed_form": c["closed_form_second"],
+                         "adam_state": 2 * d})
+        parts.append(V.close_to(counts, closed, rtol=0.0, name=f"k={lab}: second-moment count vs d/k'"))
+        parts.append(V.close_to(counts, formula, rtol=0.0, name=f"k={lab}: count vs state_numel formula"))
+        fit = loglog_slope(ds, np.asarray(counts, dtype=float), n_boot=1000,
+                           seed=ctx.seed(f"bootstrap/{lab}", 0) % 2 ** 32)
+        half = 0.5 * (fit.ci_high - fit.ci_low)
+        p_exp = predicted_exp[lab]
+        parts.append(V.close_to(fit.slope, p_exp, rtol=(half / abs(p_exp)) if p_exp else 0.0,
+                                atol=SLOPE_ROUNDOFF + (half if not p_exp else 0.0),
+                                name=f"k={lab}: exponent of the second-moment state in d"))
+        tfit = loglog_slope(ds, np.asarray(totals, dtype=float), n_boot=200, seed=0)
+        measured["counts"][lab] = dict(zip([int(d) for d in ds], counts))
+        measured["exponents"][lab] = {"slope": fit.slope, "ci": [fit.ci_low, fit.ci_high]}
+        measured["total_state_exponent"][lab] = tfit.slope
     # non-square shapes with the heuristic: one subset per row of the larger dimension
     rect = {}
     for m in ms[:4]:
@@ -202,9 +200,8 @@ def adagrad_sn_steps_to_eps(d: int, beta: float, k: int, *, seeds: int, eta: flo
     """
     if d % k:
         raise ValueError(f"subset size {k} must divide d = {d}")
-    with single_thread():
-        return _adagrad_sn(d, beta, k, seeds, eta, eps, t_max, problem_seed, noise_generator, init_generator, sigma,
-                           denom_eps, rho, curvature, device, init_scale)
+    return _adagrad_sn(d, beta, k, seeds, eta, eps, t_max, problem_seed, noise_generator, init_generator, sigma,
+                       denom_eps, rho, curvature, device, init_scale)
 
 
 def _adagrad_sn(d, beta, k, seeds, eta, eps, t_max, problem_seed, noise_generator, init_generator, sigma, denom_eps,
@@ -318,47 +315,46 @@ def rates(ctx):
                        "eps": eps, "ds": ds, "seeds": seeds, "t_max": cfg["t_max"], "log_tolerance": tol})
     rows, parts, untested, measured = [], [], [], {"exponents": {}, "T_eps_mean": {}}
     predicted = {"exponent": {}, "tolerance": tol, "rate_exponents_ab": {}}
-    with single_thread():
-        for beta in (0.0, 1.0):
-            for which, lab in enumerate(("1", "sqrt", "d")):
-                regime = subset_norm_regime(lab)
-                a, b = subset_norm_exponents(lab, beta)
-                p = max(2 * a, b)
-                name = f"{_REGIME_LABEL[regime]}, beta={beta:g}"
-                T = np.empty((seeds, len(ds)))
-                censored = 0
-                for j, d in enumerate(ds):
-                    k = subset_sizes(d)[which]
-                    out = adagrad_sn_steps_to_eps(
-                        d, beta, k, seeds=seeds, eta=eta, eps=eps, t_max=cfg["t_max"], sigma=sigma,
-                        problem_seed=lambda s, d=d, beta=beta: ctx.seed(f"problem/d{d}/beta{beta:g}", s),
-                        noise_generator=ctx.generator(f"noise/d{d}/beta{beta:g}", 0, device="cpu"),
-                        init_generator=ctx.generator(f"x0/d{d}/beta{beta:g}", 0, device="cpu"), device=ctx.device)
-                    T[:, j] = out["T_eps"]
-                    censored += int(np.isnan(out["T_eps"]).sum())
-                    for s in range(seeds):
-                        rows.append({"method": _REGIME_LABEL[regime], "subset": lab, "k": k, "beta": beta, "d": d,
-                                     "seed": s, "step": int(out["steps_run"]),
-                                     "steps_to_eps": None if np.isnan(out["T_eps"][s]) else int(out["T_eps"][s])})
-                ok = censored == 0
-                if ok:
-                    fit = loglog_slope(np.asarray(ds, dtype=float), T, n_boot=2000,
-                                       seed=ctx.seed(f"bootstrap/{lab}/{beta:g}", 0) % 2 ** 32, resample="seeds")
-                    lo, hi, slope = fit.ci_low, fit.ci_high, fit.slope
-                else:
-                    lo = hi = slope = float("nan")
-                v = V.provided(ok, f"every run reached eps within t_max = {cfg['t_max']} ({censored} censored)",
-                               V.ci_at_most(lo, hi, p + tol, max_width=1.0, name=f"{name}: exponent of d in T(eps)"))
-                binds = bool(ok and hi >= p - BIND_GAP)
-                (parts if binds else untested).append(v if binds else V.provided(
-                    False, f"{name}: not tested where the bound binds (CI high {hi:.3g} < p - {BIND_GAP:g} = "
-                           f"{p - BIND_GAP:g})", v))
-                measured["exponents"][name] = {"slope": slope, "ci": [lo, hi], "censored": censored,
-                                               "rule": v.value, "bound_binds": binds, "margin": p + tol - hi}
-                measured["T_eps_mean"][name] = {int(d): float(np.nanmean(T[:, j])) for j, d in enumerate(ds)}
-                predicted["exponent"][name] = p
-                predicted["rate_exponents_ab"][name] = [a, b]
-                ctx.log(f"{name}: slope {slope:.3f} [{lo:.3f}, {hi:.3f}] vs p = {p:g} (+{tol:.2f})")
+    for beta in (0.0, 1.0):
+        for which, lab in enumerate(("1", "sqrt", "d")):
+            regime = subset_norm_regime(lab)
+            a, b = subset_norm_exponents(lab, beta)
+            p = max(2 * a, b)
+            name = f"{_REGIME_LABEL[regime]}, beta={beta:g}"
+            T = np.empty((seeds, len(ds)))
+            censored = 0
+            for j, d in enumerate(ds):
+                k = subset_sizes(d)[which]
+                out = adagrad_sn_steps_to_eps(
+                    d, beta, k, seeds=seeds, eta=eta, eps=eps, t_max=cfg["t_max"], sigma=sigma,
+                    problem_seed=lambda s, d=d, beta=beta: ctx.seed(f"problem/d{d}/beta{beta:g}", s),
+                    noise_generator=ctx.generator(f"noise/d{d}/beta{beta:g}", 0, device="cpu"),
+                    init_generator=ctx.generator(f"x0/d{d}/beta{beta:g}", 0, device="cpu"), device=ctx.device)
+                T[:, j] = out["T_eps"]
+                censored += int(np.isnan(out["T_eps"]).sum())
+                for s in range(seeds):
+                    rows.append({"method": _REGIME_LABEL[regime], "subset": lab, "k": k, "beta": beta, "d": d,
+                                 "seed": s, "step": int(out["steps_run"]),
+                                 "steps_to_eps": None if np.isnan(out["T_eps"][s]) else int(out["T_eps"][s])})
+            ok = censored == 0
+            if ok:
+                fit = loglog_slope(np.asarray(ds, dtype=float), T, n_boot=2000,
+                                   seed=ctx.seed(f"bootstrap/{lab}/{beta:g}", 0) % 2 ** 32, resample="seeds")
+                lo, hi, slope = fit.ci_low, fit.ci_high, fit.slope
+            else:
+                lo = hi = slope = float("nan")
+            v = V.provided(ok, f"every run reached eps within t_max = {cfg['t_max']} ({censored} censored)",
+                           V.ci_at_most(lo, hi, p + tol, max_width=1.0, name=f"{name}: exponent of d in T(eps)"))
+            binds = bool(ok and hi >= p - BIND_GAP)
+            (parts if binds else untested).append(v if binds else V.provided(
+                False, f"{name}: not tested where the bound binds (CI high {hi:.3g} < p - {BIND_GAP:g} = "
+                       f"{p - BIND_GAP:g})", v))
+            measured["exponents"][name] = {"slope": slope, "ci": [lo, hi], "censored": censored,
+                                           "rule": v.value, "bound_binds": binds, "margin": p + tol - hi}
+            measured["T_eps_mean"][name] = {int(d): float(np.nanmean(T[:, j])) for j, d in enumerate(ds)}
+            predicted["exponent"][name] = p
+            predicted["rate_exponents_ab"][name] = [a, b]
+            ctx.log(f"{name}: slope {slope:.3f} [{lo:.3f}, {hi:.3f}] vs p = {p:g} (+{tol:.2f})")
     measured["untested_parts"] = [v.reason.split(":")[0].replace("precondition not met (", "") for v in untested]
     verdict = V.all_of(parts) if parts else V.all_of(untested)
     measured = {"slope": {k: v["slope"] for k, v in measured["exponents"].items()}, **measured}
@@ -476,40 +472,39 @@ def sm_convergence(ctx):
                        "adam_snsm_lr": f"{lr0} sqrt({T0}/T)", "sm_sgd_lr": "min(1/(2L), sqrt(Delta0/(L sigma^2 T)))",
                        "rate_tolerance": RATE_TOL})
     rows, parts, measured = [], [], {}
-    with single_thread():
-        for method in ("adam-snsm", "sm-sgd", "control"):
-            mins = np.empty((seeds, len(horizons)))
-            avgs = np.empty_like(mins)
-            for s in range(seeds):
-                W0, delta0 = W0s[s], deltas[s]
-                for j, T in enumerate(horizons):
-                    if method == "adam-snsm":
-                        lr = lr0 * math.sqrt(T0 / T)
-                    elif method == "control":   # negative control: the SM-SGD step frozen at its T_min value
-                        lr = min(1.0 / (2.0 * prob.L), math.sqrt(delta0 / (prob.L * prob.sigma ** 2 * horizons[0])))
-                    else:
-                        lr = min(1.0 / (2.0 * prob.L), math.sqrt(delta0 / (prob.L * prob.sigma ** 2 * T)))
-                    sq = sm_run(prob, "sm-sgd" if method == "control" else method, T=T, lr=lr, W0=W0, rank=rank,
-                                gap=gap, device=ctx.device,
-                                noise_generator=ctx.generator(f"noise/{method}/T{T}", s, device="cpu"))
-                    mins[s, j], avgs[s, j] = sq.min(), sq.mean()
-                    rows.append({"method": method, "seed": s, "step": int(T), "horizon": int(T), "lr": lr,
-                                 "min_grad_sq": float(mins[s, j]), "avg_grad_sq": float(avgs[s, j])})
-            fit = loglog_slope(horizons, mins, n_boot=2000, seed=ctx.seed(f"bootstrap/{method}", 0) % 2 ** 32,
-                               resample="seeds")
-            afit = loglog_slope(horizons, avgs, n_boot=2000, seed=ctx.seed(f"bootstrap-avg/{method}", 0) % 2 ** 32,
-                                resample="seeds")
-            v = V.ci_at_most(fit.ci_low, fit.ci_high, -0.5 + RATE_TOL,
-                             name=f"{method}: log-log slope of min_t ||grad f||^2")
-            if method == "control":
-                control = v
-            else:
-                parts.append(V.provided(fit.ci_high >= -0.5 - RATE_TOL,
-                                        f"{method}: the bound can bind (CI high {fit.ci_high:.3g} >= -0.75)", v))
-            measured[method] = {"slope": fit.slope, "ci": [fit.ci_low, fit.ci_high], "r2": fit.r2,
-                                "avg_slope": afit.slope, "avg_ci": [afit.ci_low, afit.ci_high],
-                                "min_grad_sq_at_T": {int(T): float(v) for T, v in zip(horizons, mins.mean(0))}}
-            ctx.log(f"{method}: slope {fit.slope:.3f} [{fit.ci_low:.3f}, {fit.ci_high:.3f}]")
+    for method in ("adam-snsm", "sm-sgd", "control"):
+        mins = np.empty((seeds, len(horizons)))
+        avgs = np.empty_like(mins)
+        for s in range(seeds):
+            W0, delta0 = W0s[s], deltas[s]
+            for j, T in enumerate(horizons):
+                if method == "adam-snsm":
+                    lr = lr0 * math.sqrt(T0 / T)
+                elif method == "control":   # negative control: the SM-SGD step frozen at its T_min value
+                    lr = min(1.0 / (2.0 * prob.L), math.sqrt(delta0 / (prob.L * prob.sigma ** 2 * horizons[0])))
+                else:
+                    lr = min(1.0 / (2.0 * prob.L), math.sqrt(delta0 / (prob.L * prob.sigma ** 2 * T)))
+                sq = sm_run(prob, "sm-sgd" if method == "control" else method, T=T, lr=lr, W0=W0, rank=rank,
+                            gap=gap, device=ctx.device,
+                            noise_generator=ctx.generator(f"noise/{method}/T{T}", s, device="cpu"))
+                mins[s, j], avgs[s, j] = sq.min(), sq.mean()
+                rows.append({"method": method, "seed": s, "step": int(T), "horizon": int(T), "lr": lr,
+                             "min_grad_sq": float(mins[s, j]), "avg_grad_sq": float(avgs[s, j])})
+        fit = loglog_slope(horizons, mins, n_boot=2000, seed=ctx.seed(f"bootstrap/{method}", 0) % 2 ** 32,
+                           resample="seeds")
+        afit = loglog_slope(horizons, avgs, n_boot=2000, seed=ctx.seed(f"bootstrap-avg/{method}", 0) % 2 ** 32,
+                            resample="seeds")
+        v = V.ci_at_most(fit.ci_low, fit.ci_high, -0.5 + RATE_TOL,
+                         name=f"{method}: log-log slope of min_t ||grad f||^2")
+        if method == "control":
+            control = v
+        else:
+            parts.append(V.provided(fit.ci_high >= -0.5 - RATE_TOL,
+                                    f"{method}: the bound can bind (CI high {fit.ci_high:.3g} >= -0.75)", v))
+        measured[method] = {"slope": fit.slope, "ci": [fit.ci_low, fit.ci_high], "r2": fit.r2,
+                            "avg_slope": afit.slope, "avg_ci": [afit.ci_low, afit.ci_high],
+                            "min_grad_sq_at_T": {int(T): float(v) for T, v in zip(horizons, mins.mean(0))}}
+        ctx.log(f"{method}: slope {fit.slope:.3f} [{fit.ci_low:.3f}, {fit.ci_high:.3f}]")
     predicted = {"exponent": -0.5, "tolerance": RATE_TOL, "slope_at_most": -0.5 + RATE_TOL}
     measured = {"slope": {m: measured[m]["slope"] for m in ("adam-snsm", "sm-sgd")}, "sigma": sigma, "L": prob.L,
                 "control_rule": control.value,
