@@ -112,3 +112,35 @@ def sumo_remark37_flops(n: int, r: int) -> dict:
     svd = 4 * n * r ** 2 + 8 * r ** 3 + r * n ** 2 + r ** 2 * n
     ns5 = n * r ** 2 + r ** 2 * n + 20 * r ** 3 + 10 * r ** 2
     return {"svd": svd, "ns5": ns5, "ratio": svd / ns5}
+
+
+def linear_layer_flops(m: int, n: int, r: int, b: int, *, rho_per_entry: int = 3, update_per_entry: int = 2) -> dict:
+    """One training step of an m x n linear layer y = W x on a batch of b inputs (x: n x b, y: m x b), counted
+    product by product (GoLore talk, "Improving the computational efficiency"), in two forms:
+
+    ``galore`` (W <- W + P rho(P^T grad_W), P: m x r): forward W x 2bmn; backward grad_x = W^T grad_y 2bmn and
+    grad_W = grad_y x^T 2bmn; projection P^T grad_W 2rmn; rho on the r x n projected gradient ``rho_per_entry`` rn;
+    back-projection P (.) 2rmn; the update of W ``update_per_entry`` mn (scale and add).
+    ``factorized`` (y = W0 x + B (A x), B = P: m x r, A: r x n; A <- A + rho(grad_A)): forward W0 x 2bmn, A x 2brn,
+    B (A x) 2brm, the sum bm; backward u = B^T grad_y 2brm, grad_A = u x^T 2brn, grad_x = W0^T grad_y 2bmn plus
+    A^T u 2brn and their sum bn; rho ``rho_per_entry`` rn; the update of A ``update_per_entry`` rn.
+    The slides' table is these counts with rho = 3 and update = 2 per entry, minus the two sums bm + bn of the
+    factorized form.  Refresh steps (SVD or Stiefel draw; merging W0 <- W0 + B A, 2rmn + mn) are amortised over
+    the update gap and not counted.  Returns {"galore": {item: flops}, "factorized": {...}, "totals": {...}}.
+    """
+    g = {"forward": 2 * b * m * n, "grad_x": 2 * b * m * n, "grad_W": 2 * b * m * n, "project": 2 * r * m * n,
+         "rho": rho_per_entry * r * n, "back_project": 2 * r * m * n, "update": update_per_entry * m * n}
+    f = {"forward_W0x": 2 * b * m * n, "forward_Ax": 2 * b * r * n, "forward_BAx": 2 * b * r * m, "forward_sum": b * m,
+         "backward_BTgy": 2 * b * r * m, "grad_A": 2 * b * r * n, "grad_x_W0": 2 * b * m * n,
+         "grad_x_AT": 2 * b * r * n, "grad_x_sum": b * n, "rho": rho_per_entry * r * n,
+         "update": update_per_entry * r * n}
+    return {"galore": g, "factorized": f, "totals": {"galore": sum(g.values()), "factorized": sum(f.values())}}
+
+
+def golore_table_flops(m: int, n: int, r: int, b: int) -> dict:
+    """The slides' table: GaLore 6bmn + 4rmn + 2mn + 3rn, the ReLoRA-like form 4bmn + 4brm + 6brn + 5rn; memory
+    mn + rm + rn + bm and mn + rm + 2rn + bm + br."""
+    return {"galore": 6 * b * m * n + 4 * r * m * n + 2 * m * n + 3 * r * n,
+            "factorized": 4 * b * m * n + 4 * b * r * m + 6 * b * r * n + 5 * r * n,
+            "memory_galore": m * n + r * m + r * n + b * m,
+            "memory_factorized": m * n + r * m + 2 * r * n + b * m + b * r}

@@ -264,3 +264,34 @@ def sumo_flops_ratio(n: int = 1024, r: int = 8) -> dict:
     sv, nv = int(svd.subs({_n: n, _r: r})), int(ns5.subs({_n: n, _r: r}))
     ratio = sp.Rational(sv, nv)
     return {"svd": sv, "ns5": nv, "ratio": ratio, "ratio_float": float(ratio)}
+
+
+@lru_cache(maxsize=1)
+def golore_complexity() -> dict:
+    """GoLore talk's computation table, symbolically (m, n, r, b > 0): the exact product counts of
+    ``analysis.flops.linear_layer_flops`` against the table, and the rank r* at which the factorized form stops
+    paying (its count equals GaLore's).  Table: exact - table = 0 (GaLore) and b m + b n (the factorized form's two
+    sums).  From the table: r* = 2 m n (b + 1) / (4 b m + 6 b n + 2 n - 4 m n) (when the denominator is <= 0 the
+    factorized form is cheaper at every r), -> 2 m n / (4 m + 6 n) for b >> m, n; it is not "r << min(m, n)": at
+    m = n, r* -> n / 5."""
+    from analysis.flops import golore_table_flops, linear_layer_flops
+    m, n, r, b = sp.symbols("m n r b", positive=True)
+    ex = linear_layer_flops(m, n, r, b)["totals"]
+    tab = golore_table_flops(m, n, r, b)
+    diff = {k: sp.expand(ex[k] - tab[k]) for k in ("galore", "factorized")}
+    sol = sp.solve(sp.Eq(tab["galore"], tab["factorized"]), r)
+    r_star = sp.simplify(sol[0])
+    limit = sp.limit(r_star, b, sp.oo)
+    sol_exact = sp.solve(sp.Eq(ex["galore"], ex["factorized"]), r)
+    return {"symbols": (m, n, r, b), "exact": ex, "table": tab, "exact_minus_table": diff, "r_star": r_star,
+            "r_star_large_batch": sp.simplify(limit), "r_star_exact": sp.simplify(sol_exact[0])}
+
+
+def golore_crossover_rank(m: int, n: int, b: int, *, exact: bool = False) -> float:
+    """r* of :func:`golore_complexity` at given sizes (from the table, or from the exact counts); inf if the
+    factorized form is cheaper at every rank."""
+    d = golore_complexity()
+    mm, nn, _, bb = d["symbols"]
+    expr = d["r_star_exact" if exact else "r_star"]
+    val = float(expr.subs({mm: m, nn: n, bb: b}))
+    return val if val > 0 else float("inf")

@@ -6,12 +6,18 @@ GoLore@x%, the Stiefel lemma §2.5).  The paper body (exact constants, step size
 choice had to be made it is stated in the claim's docstring.
 
 Ids: ``golore.counterexample`` (Thm 1 / Fig. 1), ``golore.thm2`` / ``golore.thm3`` / ``golore.thm4`` (rates),
-``golore.lemma5`` (Stiefel expectations), ``golore.hybrid`` (GoLore@x% against GaLore).
+``golore.lemma5`` (Stiefel expectations), ``golore.hybrid`` (GoLore@x% against GaLore), ``golore.noise-dominates``
+(||grad f|| against the noise along the runs), ``golore.complexity`` (the talk's GaLore vs ReLoRA-like table),
+``golore.memory-arithmetic`` (the talk's 4P accounting), ``golore.prop1`` (the Stiefel sampler's law).
 
-Every optimizer is the shared core (``subspace.make``); problems come from ``synthetic``.  Helpers that the claims
-share live here (privately): ``rademacher_means`` (batch means of Rademacher noise, drawn in one call),
-``counterexample_run`` (one training run on problem (1)), ``stiefel_moments`` (streaming Monte Carlo of the lemma's
-two expectations); ``single_thread`` comes from :mod:`claims.runtime`.
+Every optimizer is the shared core (``subspace.make``), or a batched restatement of its arithmetic that the tests
+check against it step for step (``msgd_mp_batched`` for the rate claims, ``problem1_batched`` for problem (1));
+problems come from ``synthetic``.  Helpers that the claims share live here (privately): ``rademacher_means`` (batch
+means of Rademacher noise, drawn in one call), ``counterexample_run`` (one run on problem (1) through the core: the
+reference), ``problem1_batched`` (many such runs in one loop, equal to it to round-off), ``problem1_runs`` (the
+batch ``golore.counterexample``, ``golore.hybrid`` and ``golore.noise-dominates`` read, cached per (family,
+scale)), ``stiefel_moments`` (streaming Monte Carlo of the lemma's two expectations); ``single_thread`` comes from
+:mod:`claims.runtime`.
 
 Performance note: on a 2-core CPU, MKL's QR of a 10 x 4 matrix takes ~0.5 ms with 2 torch threads and ~3 us with
 one, so GoLore's Stiefel refreshes on problem (1) dominate a run unless torch is single-threaded.  Every claim here
@@ -39,8 +45,8 @@ CI_LEVEL = 0.95
 #: The counterexample's "reached f*" threshold as a fraction of the initial gap f(X0) - f*.
 GAP_FRACTION = 0.01
 
-__all__ = ["single_thread", "rademacher_means", "counterexample_run", "stiefel_moments", "theory_step_size",
-           "t_interval", "RATE_TOL", "GAP_FRACTION"]
+__all__ = ["single_thread", "rademacher_means", "counterexample_run", "problem1_batched", "problem1_runs",
+           "stiefel_moments", "t_interval", "RATE_TOL", "GAP_FRACTION"]
 
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -251,18 +257,6 @@ def subspace_random_after(fraction, total: int):
     """The step from which GoLore@x% draws random bases (the presets' rule: round((1 - x) total); pure GoLore: 0)."""
     x = 1.0 if fraction is None else float(fraction)
     return 0 if x == 1.0 else int(round((1.0 - x) * total))
-
-
-def theory_step_size(delta0: float, L: float, noise_var: float, T: int, momentum: float) -> float:
-    """lr = (1 - mu) * min(1/(2L), sqrt(Delta0 / (L sigma^2 T))): the generic non-convex SGD step size (paper-claims
-    §2.4 [I]) as an effective step eta/(1 - mu) of momentum SGD with the torch convention M <- mu M + g."""
-    return (1.0 - momentum) * min(1.0 / (2.0 * L), math.sqrt(delta0 / (L * noise_var * T)))
-
-
-def _fit(horizons, Y, ctx, name):
-    from analysis.rates import loglog_slope
-    return loglog_slope(horizons, Y, n_boot=2000, level=0.95, seed=ctx.seed(name, 0) % (2 ** 32),
-                        resample="seeds")
 
 
 # ---------------------------------------------------------------------------------------------- Theorem 1
@@ -553,6 +547,206 @@ def _draw_hybrid(rows):
             P.plot_measured(ax, x, np.maximum(mean, 1e-16), method, linestyle=_HYBRID_STYLES.get(method, "-"))
         P.finish(ax, xlabel="iteration", ylabel=r"$f(X)-f^*$", title=_OPT_LABEL[opt], logy=True,
                  legend=(j == 0))
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------- noise dominates
+
+@claim(id="golore.noise-dominates", kind="reading", paper=PAPER,
+       source="GoLore talk (seed 004), 'Is non-convergence common? Yes!' slide; problem (1)",
+       statement="Along GaLore and GoLore runs on problem (1) the gradient dominates the stochastic gradient early "
+                 "(||grad f(X_t)||_F > ||sigma C||_F) and the noise dominates near the minimum "
+                 "(||grad f(X_t)||_F < ||sigma C||_F), with AdamW and with momentum SGD.")
+def noise_dominates(ctx):
+    """"Gradient dominates during the initial stages; noise dominates when approaching the local minimum."
+
+    Reading.  On problem (1) each stochastic gradient is grad f(X_t) + xi_t sigma C with |xi_t| = 1, so the noise
+    has the same norm at every step, ||sigma C||_F = sigma sqrt(r) = 2 (spectral norm sigma = 1); "dominates" is
+    read as the larger Frobenius norm of the two parts (the signal-to-noise ratio of the stochastic gradient).  The
+    ratio rho_t = ||grad f(X_t)||_F / (sigma sqrt(r)) is measured along the shared runs (``problem1_runs``: the
+    official problem at every family, GaLore and pure GoLore (random bases from step 0), AdamW and MSGD presets,
+    lr 1e-2, 3000 steps at quick, 8 seeds, logged every 50 steps).  Also reported: the spectral version
+    ||grad f||_2 / sigma, whose crossing below 1 is GaLore's stall condition (Theorem 1's mechanism).
+    Measured per (optimizer, method): rho_0 (X0 is fixed, so one number), the final rho_N (mean and 95% t interval
+    over seeds) and the crossing step t_x, the first logged step from which rho stays below 1 (mean and 95% t
+    interval; a run that never crosses has none).
+    Rule: holds iff for all four (optimizer, method): rho_0 > 1 (``lower_bound``: the gradient dominates at the
+    start), the interval of rho_N lies below 1 (``ci_at_most``), and every run crosses; violated if rho_0 <= 1
+    or rho_N's interval lies above 1; inconclusive otherwise.  Both sides can fail: rho_0 depends on the draw's
+    ||grad f(X0)||, rho_N on whether the method gets near the minimum.
+    """
+    res = problem1_runs(ctx)
+    prob, out = res["prob"], res["out"]
+    noise_fro = float(prob.noise_sigma) * math.sqrt(prob.r)
+    steps = np.asarray(out["steps"])
+    methods = ("galore", _golore_name(1.0))
+    ctx.config.update({**_p1_config(ctx, res), "noise_norm": noise_fro, "methods": list(methods)})
+    parts, measured, rows = [], {}, []
+    for opt in ("adamw", "msgd"):
+        for method in methods:
+            idx = res["index"][(opt, method)]
+            rho = out["grad_fro"][idx] / noise_fro
+            spec = out["grad_spec"][idx] / float(prob.noise_sigma)
+            cross, cross_spec = [], []
+            for k in range(len(idx)):
+                for series, acc in ((rho[k], cross), (spec[k], cross_spec)):
+                    above = np.nonzero(series >= 1.0)[0]
+                    last = above[-1] + 1 if above.size else 0
+                    acc.append(float(steps[last]) if last < len(steps) else float("nan"))
+            rho0 = float(rho[:, 0].max())
+            mean, lo, hi = t_interval(rho[:, -1])
+            name = f"{_OPT_LABEL[opt]} {method}"
+            crossed = bool(np.isfinite(cross).all())
+            parts.append(V.lower_bound(rho0, 1.0, name=f"{name}: rho_0 (gradient dominates at X0)"))
+            parts.append(V.provided(crossed, "every run crosses below 1",
+                                    V.ci_at_most(lo, hi, 1.0, name=f"{name}: final rho_N")))
+            cm = t_interval(cross) if crossed else (float("nan"),) * 3
+            sm = t_interval(cross_spec) if np.isfinite(cross_spec).all() else (float("nan"),) * 3
+            measured[f"{opt}/{method}"] = {"rho_0": rho0, "rho_final": mean, "rho_final_ci": [lo, hi],
+                                           "crossing_step": cm[0], "crossing_ci": [cm[1], cm[2]],
+                                           "spectral_crossing_step": sm[0], "spectral_crossing_ci": [sm[1], sm[2]]}
+            ctx.log(f"{opt}/{method}: rho_0 {rho0:.3g}, rho_N {mean:.3g} [{lo:.3g}, {hi:.3g}], crossing {cm[0]:.0f}")
+            for k, e in enumerate(idx):
+                for j, t in enumerate(steps):
+                    rows.append({"method": method, "optimizer": opt, "seed": res["runs"][e]["seed"], "step": int(t),
+                                 "grad_fro": float(out["grad_fro"][e, j]), "grad_spec": float(out["grad_spec"][e, j]),
+                                 "rho": float(rho[k, j]), "rho_spectral": float(spec[k, j])})
+    measured["max_rho_final_hi"] = max(v["rho_final_ci"][1] for v in measured.values())
+    measured["min_rho_0"] = min(v["rho_0"] for k, v in measured.items() if isinstance(v, dict))
+    predicted = {"rho_0_above": 1.0, "rho_final_below": 1.0, "noise_fro": noise_fro}
+    detail = (f"||sigma C||_F = {noise_fro:g}; crossing steps (mean over seeds): "
+              + ", ".join(f"{k} {v['crossing_step']:.0f}" for k, v in measured.items() if isinstance(v, dict)))
+    return Outcome(measured=measured, predicted=predicted, verdict=V.all_of(parts), detail=detail, rows=rows)
+
+
+@noise_dominates.figure
+def _draw_noise_dominates(rows):
+    from analysis import plotting as P
+    fig, axes = P.new_figure(columns=2, nrows=1, ncols=2, squeeze=False)
+    for j, opt in enumerate(("adamw", "msgd")):
+        ax = axes[0, j]
+        sub = [r for r in rows if r.get("optimizer") == opt]
+        for method, (x, mean, lo, hi) in P.series_stats(sub, x="step", y="rho").items():
+            P.confidence_band(ax, x, np.maximum(lo, 1e-16), hi, method)
+            P.plot_measured(ax, x, np.maximum(mean, 1e-16), method)
+        P.reference_line(ax, 1.0, label=r"$\|\nabla f\|_F = \|\sigma C\|_F$")
+        P.finish(ax, xlabel="iteration", ylabel=r"$\|\nabla f(X_t)\|_F / \|\sigma C\|_F$", title=_OPT_LABEL[opt],
+                 logy=True, legend=(j == 0))
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------- complexity
+
+@claim(id="golore.complexity", kind="reading", paper=PAPER,
+       source="GoLore talk (seed 004), 'Improving the computational efficiency' and 'Comparing the computational "
+              "complexities' slides",
+       statement="For an m x n linear layer, batch b, rank r: GaLore costs mn + rm + rn + bm memory and "
+                 "6bmn + 4rmn + 2mn + 3rn computation; the ReLoRA-like form y = W0 x + B A x with "
+                 "A <- A + rho(grad_A) (equivalent to W <- W + B rho(B^T grad_W)) costs mn + rm + 2rn + bm + br and "
+                 "4bmn + 4brm + 6brn + 5rn, so for r << min(m, n) it reduces the computation from (6b + 4r + 2) mn to 4bmn.")
+def complexity(ctx):
+    """The slides' complexity table, recounted, checked and timed.
+
+    Counts.  ``analysis.flops.linear_layer_flops`` counts each product of one step (forward, backward, projection,
+    rho, update; a dense (p x q)(q x s) product = 2pqs; rho 3 and the update 2 operations per entry, the table's
+    own choice); ``analysis.symbolic.golore_complexity`` compares them with the table in sympy: GaLore's count equals
+    the table exactly, the factorized form's exceeds it by b m + b n (the two sums W0 x + B A x and
+    W0^T g + A^T u that the table drops).  Rule part (i): the table is within rtol = (m + n)/(4 m n) of the exact
+    count at the tested sizes (the largest relative size of the dropped sums against 4bmn; derived, not tuned).
+    Equivalence.  grad_A = B^T grad_W, so with B fixed, W0 + B A follows W <- W + B rho(B^T grad_W) exactly.
+    Checked twice: (a) grad_A by autograd against B^T (grad_y x^T) on one layer (float64), (b)
+    ``analysis.factorized_bench.trajectory_error`` (an MLP trained 8 steps by ``subspace.make`` and by
+    ``make_factorized``, GaLore and GoLore presets, rank 4, refresh every 3 steps, float64).  Rule part (ii): both
+    relative errors <= 8 steps x 1e3 x eps(float64) (round-off of a few dozen eps-accurate products per step).
+    Where the new form stops paying.  The table's counts are equal at r* = 2 m n (b + 1)/(4 b m + 6 b n + 2 n
+    - 4 m n) (-> 2 m n/(4 m + 6 n) for b >> m, n; m = n: r* -> n/5), so "r << min(m, n)" overstates the range:
+    the dropped r-terms 4brm + 6brn equal the saved 2bmn at r ~ min/5, not at r ~ min.  Timing: one nn.Linear
+    forward + backward + GoLore step both ways (``analysis.factorized_bench.step_times``: repeats interleaved,
+    medians, ratio t_factorized/t_standard from one run; refreshes excluded), m = n = 256, b = 1024, r = 16..256
+    (quick) / m = n = 1024, b = 4096, r = 32..1024 (full); one torch thread.  Rule part (iii): the FLOP crossover
+    r* lies below min(m, n) and the measured ratio at r = min(m, n) is > 1 (the new form has stopped paying
+    before r reaches min(m, n)).  The measured crossover rank (``crossover_rank``) is reported beside r*, not
+    judged: a shared 2-core CPU's time is not a FLOP count.
+    Memory (reported): the table's terms are W (mn), P or B (rm), one r x n state (rn), the output gradient (bm);
+    the new form adds grad_A (rn) and A x (br).  GaLore also forms grad_W (mn) transiently, which the table omits.
+    Holds iff (i), (ii) and (iii) hold (all_of).
+    """
+    import torch
+    from analysis import factorized_bench as FB
+    from analysis.flops import golore_table_flops, linear_layer_flops
+    from analysis.symbolic import golore_complexity, golore_crossover_rank
+    cfg = ctx.by_scale(quick=dict(m=256, n=256, b=1024, ranks=(16, 32, 64, 128, 256), repeats=5),
+                       full=dict(m=1024, n=1024, b=4096, ranks=(32, 64, 128, 256, 512, 1024), repeats=5))
+    m, n, b = cfg["m"], cfg["n"], cfg["b"]
+    ctx.config.update({**cfg, "preset": "golore", "threads": 1, "timing": "analysis.factorized_bench.step_times"})
+    sym = golore_complexity()
+    diff = {k: str(v) for k, v in sym["exact_minus_table"].items()}
+    r_star = golore_crossover_rank(m, n, b)
+    r_star_exact = golore_crossover_rank(m, n, b, exact=True)
+    r_star_lim = m * n / (2 * m + 3 * n)
+    ex = [linear_layer_flops(m, n, r, b)["totals"] for r in cfg["ranks"]]
+    tab = [golore_table_flops(m, n, r, b) for r in cfg["ranks"]]
+    rtol = (m + n) / (4 * m * n)
+    part_counts = V.close_to([t["factorized"] for t in tab] + [t["galore"] for t in tab],
+                             [e["factorized"] for e in ex] + [e["galore"] for e in ex], rtol=rtol,
+                             name="table vs exact counts (factorized, then GaLore, over ranks)")
+    # equivalence: grad_A = B^T grad_W on one layer, and the two trained trajectories
+    g = ctx.generator("equivalence", 0, device="cpu")
+    W0 = torch.randn(6, 12, generator=g, dtype=torch.float64)
+    Bf = torch.linalg.qr(torch.randn(6, 3, generator=g, dtype=torch.float64))[0]
+    A = torch.randn(3, 12, generator=g, dtype=torch.float64, requires_grad=True)
+    x = torch.randn(12, 16, generator=g, dtype=torch.float64)
+    target = torch.randn(6, 16, generator=g, dtype=torch.float64)
+    y = W0 @ x + Bf @ (A @ x)
+    gy = ((y - target) / y.numel() * 2).detach()
+    ((y - target) ** 2).mean().backward()
+    grad_err = float((A.grad - Bf.T @ (gy @ x.T)).norm() / A.grad.norm())
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*rank .* is clamped.*", category=UserWarning)
+        traj = {p: FB.trajectory_error(p, dtype=torch.float64, rank=4, update_gap=3, seed=ctx.seed(p, 0) % 2 ** 31)
+                for p in ("galore", "golore")}
+    allow = 8 * 1e3 * float(np.finfo(np.float64).eps)
+    part_eq = V.upper_bound([grad_err, traj["galore"], traj["golore"]], allow,
+                            name="relative error: grad_A vs B^T grad_W; GaLore and GoLore trajectories")
+    with single_thread():
+        timing = FB.step_times(cfg["ranks"], m=m, n=n, batch=b, preset="golore", repeats=cfg["repeats"], steps=1,
+                               threads=1, seed=ctx.seed("timing", 0) % 2 ** 31)
+    measured_cross = FB.crossover_rank(timing)
+    top = max(timing, key=lambda row: row["rank"])
+    part_rank = V.all_of(V.upper_bound(r_star, min(m, n), name="FLOP crossover r* (table) vs min(m, n)"),
+                         V.lower_bound(top["ratio"], 1.0, name=f"measured t_factorized/t_standard at r = {top['rank']}"))
+    verdict = V.all_of(part_counts, part_eq, part_rank)
+    rows = []
+    for row, e, t in zip(timing, ex, tab):
+        rows.append({"method": "factorized-vs-galore", "seed": 0, "step": row["rank"], **row,
+                     "flops_ratio_exact": e["factorized"] / e["galore"], "flops_ratio_table": t["factorized"] / t["galore"],
+                     "memory_galore": t["memory_galore"], "memory_factorized": t["memory_factorized"]})
+    small = min(timing, key=lambda row: row["rank"])
+    measured = {"exact_minus_table": diff, "r_star_table": r_star, "r_star_exact": r_star_exact,
+                "r_star_large_batch_limit": r_star_lim, "measured_crossover_rank": measured_cross,
+                "ratio_at_min_rank": small["ratio"], "ratio_at_max_rank": top["ratio"],
+                "flops_ratio_at_min_rank": rows[0]["flops_ratio_exact"],
+                "slide_small_r_ratio": 4 / 6, "grad_A_rel_err": grad_err, "trajectory_rel_err": traj,
+                "timing": [{k: row[k] for k in ("rank", "t_standard_s", "t_factorized_s", "ratio")} for row in timing]}
+    predicted = {"table_rtol": rtol, "equivalence_allowance": allow, "r_star": r_star, "min_mn": min(m, n)}
+    detail = (f"m = {m}, n = {n}, b = {b}: exact - table = {diff}; r* = {r_star:.1f} (exact counts {r_star_exact:.1f}; "
+              f"b >> m, n: {r_star_lim:.1f}) vs min(m, n) = {min(m, n)}; measured ratio "
+              f"{small['ratio']:.2f} at r = {small['rank']} (FLOPs {rows[0]['flops_ratio_exact']:.2f}; the slide's "
+              f"small-r limit 4/6 = 0.67), {top['ratio']:.2f} at r = {top['rank']}; measured crossover "
+              f"{measured_cross if measured_cross is None else round(measured_cross, 1)}")
+    return Outcome(measured=measured, predicted=predicted, verdict=verdict, detail=detail, rows=rows)
+
+
+@complexity.figure
+def _draw_complexity(rows):
+    from analysis import plotting as P
+    fig, ax = P.new_figure(columns=1)
+    x = [r["rank"] for r in rows]
+    P.plot_measured(ax, x, [r["ratio"] for r in rows], "factorized-vs-galore", label="measured time ratio", marker="o")
+    P.plot_theory(ax, x, [r["flops_ratio_exact"] for r in rows], label="FLOP ratio (exact counts)")
+    P.plot_theory(ax, x, [r["flops_ratio_table"] for r in rows], label="FLOP ratio (table)", linestyle=":")
+    P.reference_line(ax, 1.0, label="break-even")
+    P.finish(ax, xlabel="rank $r$", ylabel=r"factorized / GaLore", logx=True, legend=True)
     return fig
 
 

@@ -18,7 +18,9 @@ from claim_checks import check_outcome as _check_common
 pytestmark = pytest.mark.filterwarnings("ignore:Precision loss occurred:RuntimeWarning")
 
 IDS = ("golore.counterexample", "golore.thm2", "golore.thm3", "golore.thm4", "golore.lemma5", "golore.hybrid",
-       "golore.memory-arithmetic", "golore.prop1")
+       "golore.memory-arithmetic", "golore.prop1", "golore.noise-dominates", "golore.complexity")
+#: The verdict every GoLore claim reaches at quick scale, at every seed family (issue 10, item 2).
+EXPECTED = {cid: "holds" for cid in IDS}
 
 
 @pytest.fixture(scope="module")
@@ -271,10 +273,69 @@ def test_prop1_law_and_control(outcomes):
 
 
 def test_cheap_claims_same_verdict_at_families_0_and_1():
-    """Verdicts are properties of claims, not of seeds (issue 10, item 2): the cheapest GoLore claims agree."""
+    """Verdicts are properties of claims, not of seeds (issue 10, item 2): the cheapest GoLore claims agree (the
+    three problem-(1) claims share one batch of runs per family, so together they cost one batch)."""
     from claims.registry import Context
     reg = default_registry()
-    for cid in ("golore.memory-arithmetic", "golore.prop1", "golore.lemma5"):
+    for cid in ("golore.memory-arithmetic", "golore.prop1", "golore.lemma5", "golore.counterexample",
+                "golore.hybrid", "golore.noise-dominates"):
         fn = reg.get(cid).fn
         v0, v1 = (fn(Context(cid, scale="quick", seed_family=f)).verdict.value for f in (0, 1))
-        assert v0 == v1, cid
+        assert v0 == v1 == EXPECTED[cid], cid
+
+
+@pytest.mark.slow
+def test_all_claims_same_verdict_at_families_0_1_2():
+    """Issue 10, item 2: every GoLore claim at quick scale reaches the same verdict at seed families 0, 1 and 2."""
+    from claims.registry import Context
+    reg = default_registry()
+    for cid in IDS:
+        fn = reg.get(cid).fn
+        verdicts = [fn(Context(cid, scale="quick", seed_family=f)).verdict.value for f in (0, 1, 2)]
+        assert verdicts == [EXPECTED[cid]] * 3, (cid, verdicts)
+
+
+def test_problem1_claims_share_one_batch():
+    """counterexample, hybrid and noise-dominates read the same cached runs (one batch per family and scale)."""
+    from claims.registry import Context
+    a = CG.problem1_runs(Context("golore.counterexample", scale="quick", seed_family=0))
+    b = CG.problem1_runs(Context("golore.hybrid", scale="quick", seed_family=0))
+    assert a is b and a["seed_id"] == CG.P1_RUNS_ID
+    assert len(a["runs"]) == 2 * len(CG._P1_ARMS) * a["cfg"]["seeds"]
+
+
+def test_noise_dominates(outcomes):
+    out = outcomes["golore.noise-dominates"]
+    _check_common(out, ("max_rho_final_hi", "min_rho_0"), ("rho_0_above", "rho_final_below", "noise_fro"),
+                  ("optimizer", "grad_fro", "rho"))
+    assert out.verdict == "holds", out.reason
+    assert out.predicted["noise_fro"] == pytest.approx(2.0)  # sigma sqrt(r), sigma = 1, r = 4
+    assert out.measured["min_rho_0"] > 1 > out.measured["max_rho_final_hi"]
+    for key in ("adamw/galore", "msgd/galore", "adamw/golore@100%", "msgd/golore@100%"):
+        v = out.measured[key]
+        assert 0 < v["crossing_step"] < 3000 and v["crossing_ci"][0] <= v["crossing_step"] <= v["crossing_ci"][1]
+    # rho is ||grad f||_F / 2 row by row
+    r = out.rows[5]
+    assert r["rho"] == pytest.approx(r["grad_fro"] / 2.0)
+
+
+def test_complexity_counts_and_crossover(outcomes):
+    from analysis.flops import golore_table_flops, linear_layer_flops
+    from analysis.symbolic import golore_complexity, golore_crossover_rank
+    out = outcomes["golore.complexity"]
+    _check_common(out, ("r_star_table", "measured_crossover_rank", "grad_A_rel_err"), ("r_star", "min_mn"),
+                  ("rank", "t_standard_s", "t_factorized_s", "ratio", "flops_ratio_exact"))
+    assert out.verdict == "holds", out.reason
+    assert out.measured["exact_minus_table"] == {"galore": "0", "factorized": "b*m + b*n"}
+    # numerically, item by item: the table is the exact count minus the factorized form's two sums
+    m, n, r, b = 96, 160, 12, 64
+    ex, tab = linear_layer_flops(m, n, r, b)["totals"], golore_table_flops(m, n, r, b)
+    assert ex["galore"] == tab["galore"] and ex["factorized"] - tab["factorized"] == b * (m + n)
+    # r* makes the two table counts equal, and tends to 2mn/(4m + 6n) for b >> m, n (a colleague's formula)
+    rs = golore_crossover_rank(m, n, b)
+    t_lo, t_hi = golore_table_flops(m, n, math.floor(rs), b), golore_table_flops(m, n, math.ceil(rs), b)
+    assert t_lo["factorized"] <= t_lo["galore"] and t_hi["factorized"] >= t_hi["galore"]
+    assert golore_crossover_rank(m, n, 10 ** 9) == pytest.approx(2 * m * n / (4 * m + 6 * n), rel=1e-6)
+    assert golore_crossover_rank(256, 256, 8) == math.inf  # tiny batch: the projection dominates, always cheaper
+    assert str(golore_complexity()["r_star_large_batch"]) == "m*n/(2*m + 3*n)"
+    assert out.measured["r_star_table"] < out.predicted["min_mn"]
