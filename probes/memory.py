@@ -73,11 +73,12 @@ ACTIVATION_MODEL = ("16 h + 8 i + 2 a s bytes per token per layer (16-bit, no re
 GALORE_7B = dict(size="7b", method="galore", mode="per-layer", state_bits=8, rank=1024, batch=1, seq_len=256)
 
 
-def activation_bytes(config, batch: int, seq_len: int) -> int:
-    """``ACTIVATION_MODEL`` for a LLaMA ``config`` (hidden h, intermediate i, heads a, layers L, vocab V)."""
+def activation_bytes(config, batch: int, seq_len: int, bytes_per_element: int = 2) -> int:
+    """``ACTIVATION_MODEL`` for a LLaMA ``config`` (hidden h, intermediate i, heads a, layers L, vocab V), with the
+    block's activations in ``bytes_per_element`` (the model's 16-bit counts scaled by bytes_per_element / 2)."""
     h, i, a = config.hidden_size, config.intermediate_size, config.num_attention_heads
-    per_token = config.num_hidden_layers * (16 * h + 8 * i + 2 * a * seq_len) + 8 * config.vocab_size
-    return batch * seq_len * per_token
+    layer = (16 * h + 8 * i + 2 * a * seq_len) * bytes_per_element // 2
+    return batch * seq_len * (config.num_hidden_layers * layer + 8 * config.vocab_size)
 
 
 def _count(model, method, selection, hparams, bytes_per_element):
@@ -118,7 +119,7 @@ def memory_row(size: str, method: str, *, selection: str = "galore", rank: int |
                                                                     dict(hparams, state_bits=state_bits),
                                                                     bytes_per_element)
     grads = (n_params if mode == "standard" else largest) * bytes_per_element
-    acts = activation_bytes(model.config, batch, seq_len)
+    acts = activation_bytes(model.config, batch, seq_len, bytes_per_element)
     row = dict(size=size, method=method, selection=selection, rank=hparams.get("rank"), mode=mode,
                state_bits=state_bits, batch=batch, seq_len=seq_len,
                bytes_per_element=bytes_per_element, n_params=n_params, n_low_rank_params=n_low,
