@@ -239,13 +239,24 @@ def tiny_llama(layers: int = 2, vocab: int = 4096, hidden: int = 512, inter: int
 
 
 # ---------------------------------------------------------------------------------------------- step time
+OFFICIAL_SUFFIX = "-official"
+
+
+def _preset_and_mode(method: str) -> tuple[str, str]:
+    """A bench method names a preset, in official mode with the suffix ``-official`` (``galore-official``)."""
+    if method.endswith(OFFICIAL_SUFFIX):
+        return method[: -len(OFFICIAL_SUFFIX)], "official"
+    return method, "paper"
+
+
 def _refresh_period(method: str, gap: int) -> int | None:
     """T for presets whose projector refreshes periodically, None otherwise (read from the preset's stages)."""
     if method in (BASELINE,):
         return None
     if method == GALORE_TORCH:
         return gap
-    return gap if PRESETS[method].low_rank.get("projector") in ("svd", "rsvd", "stiefel") else None
+    name, mode = _preset_and_mode(method)
+    return gap if PRESETS[name].configs(mode)[0]["projector"] in ("svd", "rsvd", "stiefel") else None
 
 
 def _read_by(method: str, hp: dict) -> dict:
@@ -282,10 +293,11 @@ def _make_optimizer(method: str, model: nn.Module, rank: int, gap: int, scale: f
             else:
                 tg.append({"params": g["params"]})
         return galore_torch.GaLoreAdamW(tg, lr=1e-3, no_deprecation_warning=True)
+    name, mode = _preset_and_mode(method)
     hp = dict(rank=rank, update_gap=gap)
-    if method == "galore":
+    if name == "galore":
         hp["scale"] = scale
-    return subspace.make(method, groups, **_read_by(method, hp))
+    return subspace.make(name, groups, mode=mode, **_read_by(name, hp))
 
 
 def _single(shape, device, dtype, seed) -> nn.Module:
@@ -368,7 +380,7 @@ def bench_step_time(methods: Sequence[str] | None = None, shapes: Sequence[tuple
                    "n_params": sum(p.numel() for p in r.model.parameters()), **env}
             rows.append(_row("step_time", r.method, label, dname, device, "step_time_s",
                              statistics.median(r.times), "s", cfg, baseline=(BASELINE, "step_time_s")))
-            if r.method == "galore":
+            if _preset_and_mode(r.method)[0] == "galore":
                 rows.append(_row("step_time", r.method, label, dname, device, "step_time_s",
                                  statistics.median(r.times), "s", cfg, baseline=(GALORE_TORCH, "step_time_s")))
         del runners
@@ -415,6 +427,14 @@ def projector_cases(shape: tuple[int, int], rank: int, device, generator: torch.
         "svd": (lambda: torch.linalg.svd(G, full_matrices=False), "float32", f"G {m}x{n}"),
         "rsvd": (lambda: subspace.randomized_svd_basis(G, r, side, generator=generator), "float32",
                  f"G {m}x{n}, oversample 5, 2 power iterations"),
+        "basis-gram-f64": (lambda: subspace.svd_basis(G, r, side, "gram"), "float32",
+                           f"exact top-{r} subspace of G {m}x{n}: float64 Gram + eigh (paper-mode default)"),
+        "basis-svd-f32": (lambda: subspace.svd_basis(G, r, side, "svd"), "float32",
+                          f"top-{r} singular vectors of G {m}x{n}: float32 thin SVD (official modes)"),
+        "polar-gram-f64": (lambda: subspace.polar(M, method="gram"), "float32",
+                           f"U V^T of the projected moment {r}x{l}: float64 r x r Gram (default)"),
+        "polar-svd-f32": (lambda: subspace.polar(M, method="svd"), "float32",
+                          f"U V^T of the projected moment {r}x{l}: float32 SVD (official sumo)"),
         "online-pca": (lambda: online_pca_step(pca_state, A, pca_group), "float32",
                        f"P {k}x{r}, A {k}x{l}: grad of OSD eq. 6 + one AdamW step"),
         "ns5-projected-fp32": (lambda: subspace.newton_schulz(M, 5), "float32", f"projected moment {r}x{l}"),
@@ -464,6 +484,108 @@ def bench_projector(shapes: Sequence[tuple[int, int]] = OSD_SHAPES, *, rank: int
                              reference=ref))
         units.finish(rows)
     return units.rows
+
+
+# ---------------------------------------------------------------------------------------------- thread counts
+def bench_threads(threads: Sequence[int] = (1, 2), *, rank: int = 128, gap: int = 200, scale: float = 0.25,
+                  repeats: int = 5, device: str = "cpu", log: Callable[[str], None] | None = None,
+                  skip: Collection[str] = (), on_unit: Callable[[list[dict]], None] | None = None) -> list[dict]:
+    """``galore`` (paper and official mode) against ``galore-torch`` and ``torch-adamw`` on one model holding the
+    LLaMA-60M layer shapes, at each torch thread count: ratios from one run per count (units ``<model>@<t>thr``)."""
+    rows = []
+    before = torch.get_num_threads()
+    try:
+        for t in threads:
+            torch.set_num_threads(t)
+            label = f"llama-60m-shapes@{t}thr"
+            if label in skip:
+                continue
+            unit = bench_step_time(["galore", "galore-official"], shapes=(), model_layers=1, model_vocab=8, rank=rank,
+                                   gap=gap, scale=scale, repeats=repeats, device=device, log=log)
+            for r in unit:
+                r["bench"], r["shape"] = "threads", label
+            fill_ratios(unit)
+            rows += unit
+            if on_unit is not None:
+                on_unit(unit)
+    finally:
+        torch.set_num_threads(before)
+    return rows
+
+
+def format_threads_table(rows: list[dict]) -> str:
+    rows = [r for r in rows if r["bench"] == "threads" and r["baseline_method"] == GALORE_TORCH]
+    if not rows:
+        return ""
+    cfg = rows[0]["config"]
+    lines = [f"galore / galore-torch by torch thread count (rank {cfg['rank']}, T={cfg['gap']}, one model of the "
+             f"LLaMA-60M layer shapes; device {rows[0]['device']})"]
+    lines += [f"  {r['shape']:<28} {r['method']:<16} {r['ratio']:.3f}  ({1e3 * r['value']:.2f} ms/step)" for r in rows]
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------------- sharded, factorized
+def bench_comm(*, world: int = 2, device: str = "cpu", log: Callable[[str], None] | None = None,
+               skip: Collection[str] = (), on_unit: Callable[[list[dict]], None] | None = None) -> list[dict]:
+    """``analysis.comm_bench`` as bench rows: bytes per step of every preset (paper and official) on FSDP2 at
+    ``world`` gloo processes, as a ratio to an all-gather of every matrix gradient (unit ``fsdp@<world>``)."""
+    label = f"fsdp@{world}"
+    if label in skip:
+        return []
+    from analysis.comm_bench import comm_bench
+
+    rows = []
+    for r in comm_bench(world=world, modes=("paper", "official")):
+        cfg = {k: r[k] for k in ("world", "rank", "update_gap", "calls_per_step", "step_ms", "step_ms_single")}
+        method = r["preset"] + ("" if r["mode"] == "paper" else "-official")
+        rows.append(_row("comm", method, label, "float32", device, "bytes_per_step", r["bytes_per_step"], "B", cfg,
+                         reference=r["allgather_bytes"]))
+    for r in rows:
+        r["ratio"] = r["value"] / r["reference"]
+    if on_unit is not None:
+        on_unit(rows)
+    return rows
+
+
+def format_comm_table(rows: list[dict]) -> str:
+    rows = [r for r in rows if r["bench"] == "comm"]
+    if not rows:
+        return ""
+    lines = [f"FSDP2 bytes per optimizer step vs an all-gather of every matrix gradient ({rows[0]['shape']}, gloo; "
+             f"ms per step at P ranks and in one process)"]
+    lines += [f"  {r['method']:<22} {r['value']:>10.0f} B  {r['ratio']:.3f}x   {r['config']['step_ms']:.1f} ms / "
+              f"{r['config']['step_ms_single']:.1f} ms" for r in rows]
+    return "\n".join(lines)
+
+
+def bench_factorized(ranks: Sequence[int] = (16, 32, 64, 128, 256), *, repeats: int = 5, device: str = "cpu",
+                     log: Callable[[str], None] | None = None, skip: Collection[str] = (),
+                     on_unit: Callable[[list[dict]], None] | None = None) -> list[dict]:
+    """``analysis.factorized_bench.step_times`` as bench rows: one 512 x 512 layer's forward + backward + step in
+    the factorized form W0 + B A against the standard form, per rank (unit ``linear-512x512``)."""
+    label = "linear-512x512"
+    if label in skip:
+        return []
+    from analysis.factorized_bench import crossover_rank, step_times
+
+    measured = step_times(ranks, repeats=repeats, threads=None)
+    cross = crossover_rank(measured)
+    rows = [_row("factorized", f"golore r={r['rank']}", label, "float32", device, "time_ratio", r["ratio"], "x",
+                 {**r, "crossover_rank": cross}) for r in measured]
+    if on_unit is not None:
+        on_unit(rows)
+    return rows
+
+
+def format_factorized_table(rows: list[dict]) -> str:
+    rows = [r for r in rows if r["bench"] == "factorized"]
+    if not rows:
+        return ""
+    cross = rows[0]["config"]["crossover_rank"]
+    lines = [f"Factorized W0 + B A / standard step time, one 512x512 Linear, batch {rows[0]['config']['batch']} "
+             f"(crossover rank {'none' if cross is None else f'{cross:.0f}'})"]
+    lines += [f"  {r['method']:<12} {r['value']:.2f}x" for r in rows]
+    return "\n".join(lines)
 
 
 # ---------------------------------------------------------------------------------------------- state bytes
@@ -623,10 +745,11 @@ def format_state_table(rows: list[dict]) -> str:
 
 
 # ---------------------------------------------------------------------------------------------- command line
-BENCHES = ("step", "projector", "state")
+BENCHES = ("step", "projector", "state", "threads", "comm", "factorized")
 #: Results file of each benchmark (``{device}``: the device with ``:`` removed).
 BENCH_FILES = {"step": "step_time_{device}.jsonl", "projector": "projector_{device}.jsonl",
-               "state": "state_bytes_{device}.jsonl"}
+               "state": "state_bytes_{device}.jsonl", "threads": "threads_{device}.jsonl",
+               "comm": "comm_{device}.jsonl", "factorized": "factorized_{device}.jsonl"}
 #: The settings a folder's rows were taken with; ``--resume`` continues only with the same ones.
 SETTINGS_FILE = "bench.json"
 
@@ -726,6 +849,13 @@ def _run_benches(args, s: dict, out: Path) -> list[str]:
             rank=s["rank"], repeats=s["repeats"], budget_s=6.0 if quick else 60.0, log=log)
     if "state" in args.only:
         run("state", bench_state_bytes, format_state_table, methods=s["methods"])
+    if "threads" in args.only:
+        run("threads", bench_threads, format_threads_table, rank=s["rank"], gap=s["gap"], repeats=s["repeats"],
+            log=log)
+    if "comm" in args.only:
+        run("comm", bench_comm, format_comm_table, log=log)
+    if "factorized" in args.only:
+        run("factorized", bench_factorized, format_factorized_table, repeats=s["repeats"], log=log)
     return tables
 
 

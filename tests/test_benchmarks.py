@@ -76,14 +76,23 @@ def test_projector_rows():
     _check_schema(rows)
     n = _check_ratios(rows)
     names = {r["method"] for r in rows if r["baseline_method"] is None}
-    assert {"svd", "rsvd", "online-pca", "ns5-projected-fp32", "ns5-projected-bf16", "ns5-full-fp32",
-            "ns5-full-bf16", "qr-gaussian"} == names
+    assert {"svd", "rsvd", "basis-gram-f64", "basis-svd-f32", "polar-gram-f64", "polar-svd-f32", "online-pca",
+            "ns5-projected-fp32", "ns5-projected-bf16", "ns5-full-fp32", "ns5-full-bf16", "qr-gaussian"} == names
     assert n == 2 * (len(names) - 1)
     for r in rows:  # speed-up rows are t_svd / t_X
         if r["baseline_method"]:
             assert r["method"] == "svd"
     table = B.format_projector_table(rows)
     assert "ns5-full" in table and "12x20" in table
+
+
+def test_threads_rows_compare_galore_with_galore_torch_at_each_thread_count():
+    rows = B.bench_threads((1, 2), rank=4, gap=3, repeats=1)
+    _check_schema(rows)
+    ratios = [r for r in rows if r["baseline_method"] == B.GALORE_TORCH]
+    assert {(r["shape"], r["method"]) for r in ratios} == {
+        (f"llama-60m-shapes@{t}thr", m) for t in (1, 2) for m in ("galore", "galore-official")}
+    assert all(r["ratio"] > 0 for r in ratios) and "@2thr" in B.format_threads_table(rows)
 
 
 def test_projector_reference_numbers():
