@@ -242,7 +242,7 @@ def test_hybrid_golore_beats_galore(outcomes):
         assert set(gaps) == {"golore@20%", "golore@50%", "golore@75%"}
         assert max(gaps.values()) < out.measured[f"galore_gap_{opt}"]
     finals = [r for r in out.rows if r["final"]]
-    assert len(finals) == 2 * 4 * 8  # optimizers x arms x seeds
+    assert len(finals) == 2 * 4 * 16  # optimizers x arms x seeds
 
 
 def test_figures_draw_from_rows(outcomes, tmp_path):
