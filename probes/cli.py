@@ -5,6 +5,7 @@
     sublab probe llama ... --resume                       # continue from runs/tiny-galore/checkpoint.pt
     sublab probe llama ... --overwrite                    # replace the run in runs/tiny-galore
     torchrun --nproc_per_node 2 -m probes llama ...       # DDP (gloo on CPU, NCCL with --device cuda)
+    torchrun --nproc_per_node 2 -m probes llama --fsdp ...   # FSDP2: fully_shard per layer, sharded checkpoints
     sublab probe roberta --size tiny --optimizer sumo --rank 4 --data glue/RTE --glue-task rte --out runs/rte
     sublab probe memory                                   # parameter + optimizer-state memory vs the papers (GiB)
 
@@ -96,6 +97,10 @@ def _training_options() -> argparse.ArgumentParser:
     hw.add_argument("--device", default="cpu", help="cpu, cuda or cuda:<index>")
     hw.add_argument("--dtype", choices=["float32", "bfloat16"], default="float32",
                     help="weights and optimizer states (bfloat16: pure bf16, as the GaLore scaffold)")
+    hw.add_argument("--fsdp", action="store_true",
+                    help="shard weights, gradients and optimizer state with FSDP2 (fully_shard per decoder/encoder "
+                         "layer and the root; under torchrun) instead of DDP; checkpoints are "
+                         "torch.distributed.checkpoint folders that --resume reads at any world size")
     data = p.add_argument_group("data")
     data.add_argument("--data", help="text/JSONL(.gz) file or folder (llama), GLUE folder (roberta) "
                       "(default: the embedded pydoc_data.topics corpus)")

@@ -31,6 +31,20 @@ Distributed: under ``torchrun`` (``WORLD_SIZE`` > 1) the model is wrapped in Dis
 CPU, NCCL on CUDA); every rank builds the same model (seeded init) and the same optimizer (seeded generator), so
 projection bases agree across ranks; ``ddp.bases_identical`` rows check it by gathering a fingerprint of every
 basis at each instrument step and at the end.
+
+Sharded (``fsdp=True``, ``--fsdp``): each decoder layer (LLaMA ``model.layers``, RoBERTa ``roberta.encoder.layer``)
+and then the root are wrapped with FSDP2's ``fully_shard`` on a 1-D mesh of all ranks, and the optimizer is built
+on the sharded parameters (the core steps DTensors; its bases are small replicated tensors, so the same
+fingerprint check applies). Checkpoints: every rank writes its shards with ``torch.distributed.checkpoint`` into
+``checkpoint-<step>.dcp`` and rank 0 writes ``checkpoint.pt`` with the rest (``probes.checkpoint``); ``resume``
+reads them at any world size, and in one process. Per-layer instruments gather the whole gradient, weight and
+state of each instrumented layer (a collective) and rank 0 measures them. ``fsdp`` does not change the numbers, so
+it is not part of the configuration a resumed run must share.
+
+The strategy (one process, DDP or FSDP2) is a small object chosen by ``_ProbeRun.distribute``
+(:class:`_Replicated`, :class:`_DDP`, :class:`_FSDP`): it wraps the model, switches gradient synchronisation off
+between micro-batches, measures the gradient norm, gathers instrumented layers and reads and writes the model and
+optimizer part of a checkpoint; the loop has no branch on it.
 """
 from __future__ import annotations
 
@@ -49,6 +63,7 @@ from pathlib import Path
 import torch
 
 import subspace
+from subspace.sharded import is_dtensor, local
 from records import (DTYPES, atomic_write_text, code_version, dumps, header_row, lock_folder, read_jsonl,
                      state_bytes, writable_folder)
 from records import read_rows as _read_rows
@@ -122,6 +137,7 @@ class ProbeConfig:
     out: str | None = None
     resume: bool | str = False           # True: out/checkpoint.pt; a path: that checkpoint
     overwrite: bool = False              # replace the run already in out (otherwise refused)
+    fsdp: bool = False                   # shard with FSDP2 (fully_shard per layer) instead of DDP
     quiet: bool = False
 
     def to_dict(self) -> dict:
@@ -131,7 +147,8 @@ class ProbeConfig:
         """The keys a resumed run must share with the checkpoint (everything that changes the numbers)."""
         d = self.to_dict()
         for k in ("out", "resume", "overwrite", "quiet", "log_every", "checkpoint_every", "keep_checkpoints",
-                  "instrument_every", "instrument_layers", "max_sv", "eval_every", "eval_batches", "device"):
+                  "instrument_every", "instrument_layers", "max_sv", "eval_every", "eval_batches", "device",
+                  "fsdp"):
             d.pop(k)
         return d
 
@@ -199,9 +216,11 @@ def _truncate_rows(path: Path, start_step: int) -> None:
 
 # ----------------------------------------------------------------------------------------------- setup
 def _dist_setup(cfg: ProbeConfig):
+    """(rank, world, device, distributed, owns_pg). ``fsdp`` in one process without torchrun gets a one-rank
+    group (FSDP2 needs a mesh)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world <= 1:
-        return 0, 1, torch.device(cfg.device), False
+    if world <= 1 and not cfg.fsdp:
+        return 0, 1, torch.device(cfg.device), False, False
     import torch.distributed as dist
 
     local = int(os.environ.get("LOCAL_RANK", "0"))
@@ -210,9 +229,13 @@ def _dist_setup(cfg: ProbeConfig):
         device, backend = torch.device("cuda", local), "nccl"
     else:
         device, backend = torch.device("cpu"), "gloo"
-    if not dist.is_initialized():
-        dist.init_process_group(backend=backend)
-    return dist.get_rank(), dist.get_world_size(), device, True
+    owns = not dist.is_initialized()
+    if owns:
+        if "MASTER_ADDR" in os.environ:
+            dist.init_process_group(backend=backend)
+        else:  # fsdp in a plain one-process run
+            dist.init_process_group(backend=backend, store=dist.HashStore(), rank=0, world_size=1)
+    return dist.get_rank(), dist.get_world_size(), device, True, owns
 
 
 def build_data(cfg: ProbeConfig):
@@ -336,16 +359,22 @@ def train(cfg: ProbeConfig) -> dict:
     step it holds). The configuration is checked before any work (ValueError naming the field and what is
     allowed). The output folder is locked for the whole run (``records.lock_folder``: a second writer gets
     ``records.FolderBusy``) and a folder that already holds a run is refused unless ``resume`` or ``overwrite``.
-    The run goes through five stages, each a method of :class:`_ProbeRun`: set-up (``__init__``), ``resume``,
-    ``step`` (one optimizer step), ``instrument`` (rows, evaluation, checkpoint and progress after a step) and
-    ``finish`` (final checkpoint, evaluation and summary).
+    The run goes through stages, each a method of :class:`_ProbeRun`: set-up (``__init__``: process group, data,
+    model), ``distribute`` (the strategy wraps the model, then the optimizer and schedule are built), ``resume``,
+    ``begin`` (rows, instrumented layers, clocks), ``step`` (one optimizer step), ``instrument`` (rows,
+    evaluation, checkpoint and progress after a step) and ``finish`` (final checkpoint, evaluation and summary).
     """
     _validate(cfg)
     with _claim_output(cfg):
         run = _ProbeRun(cfg)
-        if cfg.resume:
-            run.resume()
-        run.distribute()
+        try:
+            run.distribute()
+            if cfg.resume:
+                run.resume()
+            run.begin()
+        except BaseException:
+            run.leave_group()
+            raise
         status, message = "ok", ""
         try:
             for step in range(run.start, cfg.steps):
@@ -380,6 +409,7 @@ def _remove_run(out: Path) -> None:
     """Delete the files of the run in ``out`` (rows, summary, latest and kept checkpoints)."""
     for path in [out / name for name in RUN_FILES] + sorted(out.glob("checkpoint-*.pt")):
         path.unlink(missing_ok=True)
+    ckpt.prune_sharded(out, keep=set())
 
 
 @dataclass
@@ -394,17 +424,127 @@ class _StepResult:
     refreshed: list
 
 
+# ----------------------------------------------------------------------------------------------- strategies
+class _Replicated:
+    """One process: the model as built; checkpoints hold the whole model and optimizer in one file."""
+    name = "single"
+    sharded = False
+
+    def wrap(self, run) -> torch.nn.Module:
+        """The module the loop calls (``run.model`` keeps the unwrapped one)."""
+        return run.model
+
+    def accumulate(self, net, sync: bool):
+        """Context of one micro-batch's forward and backward; ``sync``: the last micro-batch of the step."""
+        return contextlib.nullcontext()
+
+    def grad_norm(self, params, clip: float) -> float:
+        """The global gradient norm before clipping (clipped in place to ``clip`` when > 0)."""
+        if clip > 0:
+            return float(torch.nn.utils.clip_grad_norm_(params, clip))
+        return float(torch.linalg.vector_norm(torch.stack(
+            [torch.linalg.vector_norm(p.grad.detach().float()) for p in params if p.grad is not None])))
+
+    def whole_layer(self, p, state: dict):
+        """(parameter, optimizer state) of an instrumented layer as whole tensors (for ``layer_report``)."""
+        return p, state
+
+    def save_sharded(self, run, step: int):
+        """Write model and optimizer apart from the file (all ranks); the folder name, or None (in the file)."""
+        return None
+
+    def load_whole(self, run, ck: dict, path) -> None:
+        """Load model and optimizer from a one-file checkpoint."""
+        run.model.load_state_dict(ck["model"])
+        run.optimizer.load_state_dict(ck["optimizer"])
+
+
+class _DDP(_Replicated):
+    """DistributedDataParallel: whole replicas, gradients all-reduced on the last micro-batch; rank 0 checkpoints."""
+    name = "ddp"
+
+    def wrap(self, run) -> torch.nn.Module:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        return DDP(run.model, device_ids=[run.device.index] if run.device.type == "cuda" else None)
+
+    def accumulate(self, net, sync: bool):
+        return contextlib.nullcontext() if sync else net.no_sync()
+
+
+def _layers(model) -> list:
+    """The blocks to shard one by one: LLaMA's decoder layers, RoBERTa's encoder layers."""
+    for path in ("model.layers", "roberta.encoder.layer"):
+        try:
+            return list(model.get_submodule(path))
+        except AttributeError:
+            continue
+    raise ValueError(f"fsdp: no decoder/encoder layers found in {type(model).__name__}")
+
+
+class _FSDP:
+    """FSDP2: ``fully_shard`` per layer, then the root, on a 1-D mesh of all ranks; the optimizer steps the
+    DTensor shards; gradients are reduce-scattered (averaged) on the last micro-batch; checkpoints are
+    ``torch.distributed.checkpoint`` folders written by every rank."""
+    name = "fsdp"
+    sharded = True
+
+    def wrap(self, run) -> torch.nn.Module:
+        from torch.distributed.device_mesh import init_device_mesh
+        from torch.distributed.fsdp import fully_shard
+
+        mesh = init_device_mesh(run.device.type, (run.world,))
+        for layer in _layers(run.model):
+            fully_shard(layer, mesh=mesh)
+        fully_shard(run.model, mesh=mesh)
+        return run.model
+
+    @contextlib.contextmanager
+    def accumulate(self, net, sync: bool):
+        net.set_requires_gradient_sync(sync)
+        try:
+            yield
+        finally:
+            net.set_requires_gradient_sync(True)
+
+    def grad_norm(self, params, clip: float) -> float:
+        import torch.distributed as dist
+
+        grads = [local(p.grad).detach() for p in params if p.grad is not None]
+        sq = torch.zeros((), dtype=torch.float64, device=grads[0].device if grads else None)
+        for g in grads:
+            sq += g.double().pow(2).sum()
+        dist.all_reduce(sq)  # every parameter is sharded (Shard(0)): the shards' squares add up to the whole
+        norm = math.sqrt(float(sq))
+        if clip > 0:
+            coef = clip / (norm + 1e-6)  # clip_grad_norm_'s rule
+            if coef < 1.0:
+                for g in grads:
+                    g.mul_(coef)
+        return norm
+
+    def whole_layer(self, p, state: dict):
+        from types import SimpleNamespace
+
+        grad = p.grad.full_tensor() if p.grad is not None and is_dtensor(p.grad) else p.grad
+        whole = {k: v.full_tensor() if is_dtensor(v) else v for k, v in state.items()}
+        return SimpleNamespace(grad=grad, shape=p.shape), whole
+
+    def save_sharded(self, run, step: int):
+        return ckpt.save_sharded(run.out, step, run.model, run.optimizer, main=run.main)
+
+    def load_whole(self, run, ck: dict, path) -> None:
+        raise ValueError(f"{path}: a one-file (single-process or DDP) checkpoint cannot be resumed with fsdp; "
+                         f"resume it without --fsdp, or start the sharded run anew")
+
+
 class _ProbeRun:
     """The state of one probe run, shared by the stages of :func:`train`."""
 
     def __init__(self, cfg: ProbeConfig):
-        """Set-up (``cfg`` already validated): join the process group, build data, model, optimizer and schedule."""
+        """Set-up (``cfg`` already validated): join the process group, build data and model."""
         self.cfg = cfg
-        self.owns_pg = False
-        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-            import torch.distributed as dist
-            self.owns_pg = not dist.is_initialized()
-        self.rank, self.world, self.device, self.distributed = _dist_setup(cfg)
+        self.rank, self.world, self.device, self.distributed, self.owns_pg = _dist_setup(cfg)
         self.main = self.rank == 0
         self.out = Path(cfg.out) if cfg.out else None
         self.config = cfg.to_dict()
@@ -416,10 +556,6 @@ class _ProbeRun:
         self.model = build_model(cfg, self.data, self.device, DTYPES[cfg.dtype])
         self.model.train()
         self.net = self.model
-        self.optimizer = make_optimizer(cfg, self.model)
-        warmup = cfg.warmup if cfg.warmup is not None else cfg.steps // 10
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lambda s: lr_factor(s, cfg.steps, warmup, cfg.min_lr_ratio))
         self.order = D.BatchOrder(self.data.n_train, cfg.batch_size, seed=cfg.seed)
         self.history = {"loss": [], "lr": []}
         self.start = 0
@@ -440,8 +576,10 @@ class _ProbeRun:
         if diff:
             raise ValueError(f"{path}: checkpoint was written with a different configuration "
                              f"({', '.join(f'{k}: {saved[k]!r} vs {cfg.identity()[k]!r}' for k in diff)})")
-        self.model.load_state_dict(ck["model"])
-        self.optimizer.load_state_dict(ck["optimizer"])
+        if "sharded" in ck:
+            ckpt.load_sharded(path.parent / ck["sharded"], self.model, self.optimizer)
+        else:
+            self.strategy.load_whole(self, ck, path)
         self.scheduler.load_state_dict(ck["scheduler"])
         ckpt.set_rng_state(ck["rng"])
         self.history = {k: list(v) for k, v in ck["history"].items()}
@@ -455,11 +593,19 @@ class _ProbeRun:
             _truncate_rows(out / ROWS, self.start)
 
     def distribute(self) -> None:
-        """Wrap the model for DDP (after any resume), open the rows and pick the instrumented layers."""
+        """Choose the strategy (one process, DDP or FSDP2), let it wrap the model, then build the optimizer (on the
+        parameters as the strategy leaves them: DTensors under FSDP2) and the schedule."""
         cfg = self.cfg
-        if self.distributed:
-            from torch.nn.parallel import DistributedDataParallel as DDP
-            self.net = DDP(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        self.strategy = (_FSDP if cfg.fsdp else _DDP if self.distributed else _Replicated)()
+        self.net = self.strategy.wrap(self)
+        self.optimizer = make_optimizer(cfg, self.model)
+        warmup = cfg.warmup if cfg.warmup is not None else cfg.steps // 10
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda s: lr_factor(s, cfg.steps, warmup, cfg.min_lr_ratio))
+
+    def begin(self) -> None:
+        """After any resume: open the rows, pick the instrumented layers, start the clocks."""
+        cfg = self.cfg
         rows_path = self.out / ROWS if (self.out is not None and self.main) else None
         self.rows = _Rows(rows_path, self.config, self.version, self.run_id)
         self.tracked = _tracked(self.optimizer, cfg.instrument_layers) if cfg.instrument_every else []
@@ -470,7 +616,8 @@ class _ProbeRun:
             torch.cuda.reset_peak_memory_stats(self.device)
         self.t_run = time.perf_counter()
         self.log(f"probe {cfg.model}-{cfg.size} {cfg.optimizer} | {sum(p.numel() for p in self.params):,} params | "
-                 f"{self.data.n_train} train / {self.data.n_val} val examples | world {self.world} | "
+                 f"{self.data.n_train} train / {self.data.n_val} val examples | world {self.world} "
+                 f"({self.strategy.name}) | "
                  f"steps {self.start}->{cfg.steps}")
 
     def log(self, msg: str) -> None:
@@ -486,11 +633,7 @@ class _ProbeRun:
         loss_val, ntok = self._forward_backward(step)
         if not math.isfinite(loss_val):
             raise NonFiniteLoss(f"non-finite loss ({loss_val}) at step {step}")
-        if cfg.clip > 0:
-            gnorm = float(torch.nn.utils.clip_grad_norm_(self.params, cfg.clip))
-        else:
-            gnorm = float(torch.linalg.vector_norm(torch.stack(
-                [torch.linalg.vector_norm(p.grad.detach().float()) for p in self.params if p.grad is not None])))
+        gnorm = self.strategy.grad_norm(self.params, cfg.clip)
         lr_now = self.optimizer.param_groups[0]["lr"]
         t_step = time.perf_counter()
         try:
@@ -520,8 +663,7 @@ class _ProbeRun:
         for j in range(cfg.grad_accum):
             b = {k: v.to(device) for k, v in self.data.train_batch(idx[j * micro:(j + 1) * micro]).items()}
             ntok += int(b["attention_mask"].sum()) if "attention_mask" in b else b["input_ids"].numel()
-            sync = (not self.distributed) or j == cfg.grad_accum - 1
-            with (contextlib.nullcontext() if sync else self.net.no_sync()):
+            with self.strategy.accumulate(self.net, sync=j == cfg.grad_accum - 1):
                 loss = self.net(**b).loss
                 (loss / cfg.grad_accum).backward()
             loss_acc += loss.detach().double() / cfg.grad_accum
@@ -542,7 +684,7 @@ class _ProbeRun:
             self._write_train_rows(step, res)
         self.prev_bases = self.bases
         if cfg.instrument_every and (step % cfg.instrument_every == 0 or step == cfg.steps - 1):
-            if self.main:
+            if self.main or self.strategy.sharded:  # sharded: every rank takes part in the gathers
                 self._write_layer_rows(step)
             if self.distributed:
                 _check_bases(self.optimizer, self.device, rows, step, self.world)
@@ -572,7 +714,10 @@ class _ProbeRun:
     def _write_layer_rows(self, step: int) -> None:
         self.rows.write("instrument", step, "optimizer.state_bytes", self._state_bytes())
         for name, p in self.tracked:
-            rep = I.layer_report(p, self.optimizer.state.get(p, {}), max_sv=self.cfg.max_sv)
+            param, state = self.strategy.whole_layer(p, self.optimizer.state.get(p, {}))
+            if not self.main:
+                continue
+            rep = I.layer_report(param, state, max_sv=self.cfg.max_sv)
             for k, v in rep.items():
                 self.rows.write("instrument", step, k, v, layer=name)
 
@@ -585,20 +730,28 @@ class _ProbeRun:
                  + (" | refresh" if res.refreshed else ""))
 
     def _state_bytes(self) -> int:
-        return sum(state_bytes(s) for s in self.optimizer.state.values())
+        """Bytes of optimizer state this rank holds (under FSDP2: its shards plus the replicated bases)."""
+        return sum(state_bytes({k: local(v) for k, v in s.items()}) for s in self.optimizer.state.values())
 
     def save(self, step_done: int) -> None:
-        """Checkpoint the state after ``step_done`` steps (rank 0, with an output folder only)."""
+        """Checkpoint the state after ``step_done`` steps (with an output folder only): the strategy writes model
+        and optimizer (FSDP2: every rank its shards), then rank 0 the file."""
         cfg, out = self.cfg, self.out
-        if out is None or not self.main:
+        if out is None:
+            return
+        sharded = self.strategy.save_sharded(self, step_done)
+        if not self.main:
             return
         pos = {"step": step_done, "seed": cfg.seed, "batch_size": cfg.batch_size, "n_train": self.data.n_train,
                "epoch": self.order.epoch(step_done)}
         kw = dict(step=step_done, model=self.model, optimizer=self.optimizer, scheduler=self.scheduler,
-                  config=self.config, data_position=pos, history=self.history, code_version=self.version)
+                  config=self.config, data_position=pos, history=self.history, code_version=self.version,
+                  sharded=sharded)
         ckpt.save_checkpoint(ckpt.checkpoint_path(out), **kw)
         if cfg.keep_checkpoints:
             ckpt.save_checkpoint(ckpt.checkpoint_path(out, step_done), **kw)
+        if sharded is not None and not cfg.keep_checkpoints:
+            ckpt.prune_sharded(out, keep={sharded})
         self.last_good = step_done
 
     def stop(self, reason, kind: str) -> str:
@@ -637,9 +790,17 @@ class _ProbeRun:
         if self.owns_pg:
             import torch.distributed as dist
             dist.barrier()
-            dist.destroy_process_group()
+        self.leave_group()
         return {**summary, "losses": history["loss"], "lrs": history["lr"],
                 "out": str(self.out) if self.out else None}
+
+    def leave_group(self) -> None:
+        """Destroy the process group if this run created it."""
+        if self.owns_pg:
+            import torch.distributed as dist
+            if dist.is_initialized():
+                dist.destroy_process_group()
+            self.owns_pg = False
 
     def _summary(self, status: str, message: str, steps_done: int, evals: dict) -> dict:
         wall = time.perf_counter() - self.t_run
