@@ -17,7 +17,7 @@ GPU_BYTES = 24e9
 
 
 @claim(id="galore.memory-7b-24gb", kind="paper", paper="GaLore",
-       source="GaLore (Zhao et al. 2024), §1 (contributions), §5.4 / Fig. 1 and Table 3 (8-bit GaLore, 7B)",
+       source="GaLore (Zhao et al. 2024), §1 and §5 (LLaMA 7B on a 24 GB GPU), Fig. 1, Table 3 (8-bit GaLore, 7B)",
        statement="8-bit GaLore with per-layer weight updates pre-trains LLaMA 7B (rank 1024, batch 1, sequence 256) "
                  "within a 24 GB GPU's memory (measured there at 22.0 GB), where BF16 Adam does not fit.")
 def memory_7b_24gb(ctx):

@@ -1,4 +1,4 @@
-"""Per-parameter optimizer steps fused into backward (GaLore's "per-layer weight updates", §4.3 of the paper).
+"""Per-parameter optimizer steps fused into backward (the "per-layer weight updates" of GaLore, Zhao et al. 2024).
 
     fused = subspace.fuse_into_backward(opt, model)
     for batch in loader:
