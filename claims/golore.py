@@ -16,12 +16,11 @@ problems come from ``synthetic``.  Helpers that the claims share live here (priv
 means of Rademacher noise, drawn in one call), ``counterexample_run`` (one run on problem (1) through the core: the
 reference), ``problem1_batched`` (many such runs in one loop, equal to it to round-off), ``problem1_runs`` (the
 batch ``golore.counterexample``, ``golore.hybrid`` and ``golore.noise-dominates`` read, cached per (family,
-scale)), ``stiefel_moments`` (streaming Monte Carlo of the lemma's two expectations); ``single_thread`` comes from
-:mod:`claims.runtime`.
+scale)), ``stiefel_moments`` (streaming Monte Carlo of the lemma's two expectations).
 
 Performance note: on a 2-core CPU, MKL's QR of a 10 x 4 matrix takes ~0.5 ms with 2 torch threads and ~3 us with
-one, so GoLore's Stiefel refreshes on problem (1) dominate a run unless torch is single-threaded.  Every claim here
-runs inside :func:`single_thread`, which restores the previous thread count afterwards.
+one, so GoLore's Stiefel refreshes on problem (1) dominate a run unless torch is single-threaded: the runner runs
+every claim with one torch thread (``claims.runner``).
 """
 from __future__ import annotations
 
@@ -33,7 +32,6 @@ import torch
 
 from claims import verdicts as V
 from claims.registry import Outcome, claim
-from claims.runtime import single_thread
 
 PAPER = "GoLore"
 #: Tolerance on a fitted rate exponent: half the distance between consecutive rates of the paper's hierarchy
@@ -45,7 +43,7 @@ CI_LEVEL = 0.95
 #: The counterexample's "reached f*" threshold as a fraction of the initial gap f(X0) - f*.
 GAP_FRACTION = 0.01
 
-__all__ = ["single_thread", "rademacher_means", "counterexample_run", "problem1_batched", "problem1_runs",
+__all__ = ["rademacher_means", "counterexample_run", "problem1_batched", "problem1_runs",
            "stiefel_moments", "t_interval", "RATE_TOL", "GAP_FRACTION"]
 
 
@@ -104,9 +102,8 @@ def counterexample_run(prob, *, optimizer: str, arm: str, steps: int, lr: float,
     official code's gradient accumulation).  Returns {"steps", "loss"} logged every ``log_every`` steps and at the
     end, the final X, and with ``record_grad`` the squared true-gradient norms ||grad f(X_t)||^2, t < steps.
     """
-    with single_thread():
-        return _counterexample_run(prob, optimizer, arm, steps, lr, gap, rank, fraction, batch, refresh_batch,
-                                   noise_generator, basis_seed, log_every, record_grad, device)
+    return _counterexample_run(prob, optimizer, arm, steps, lr, gap, rank, fraction, batch, refresh_batch,
+                               noise_generator, basis_seed, log_every, record_grad, device)
 
 
 def _counterexample_run(prob, optimizer, arm, steps, lr, gap, rank, fraction, batch, refresh_batch,
@@ -172,85 +169,84 @@ def problem1_batched(prob, runs, *, steps: int, gap: int = 100, refresh_batch: i
     """
     from subspace.bases import align_signs
     from subspace.projection import new_basis
-    with single_thread():
-        n, r, p = prob.n, prob.r, prob.p
-        E = len(runs)
-        dt = torch.float64
-        X = prob.x0().to(dt).expand(E, n, n).clone()
-        Bm = prob.B.to(dt)
-        rowmask = torch.zeros(n, 1, dtype=dt)
-        rowmask[:p] = 1.0
-        sigma = float(prob.noise_sigma)
-        xi = rademacher_means(steps * E, 1, noise_generator).view(steps, E)
-        lb = [i for i, u in enumerate(runs) if u["arm"] == "large-batch"]
-        if lb:
-            nref = -(-steps // gap)
-            big = rademacher_means(nref * len(lb), int(refresh_batch), noise_generator).view(nref, len(lb))
-            for t0 in range(nref):
-                xi[t0 * gap, lb] = big[t0]
-        noise = (xi * sigma).view(steps, E, 1, 1)
-        Cm = prob.C.to(dt)
-        adam = torch.tensor([u["optimizer"] == "adamw" for u in runs])
-        ia, im = adam.nonzero().view(-1), (~adam).nonzero().view(-1)
-        lr = torch.tensor([float(u["lr"]) for u in runs], dtype=dt).view(E, 1, 1)
-        P = torch.zeros(E, n, n, dtype=dt)
-        M = torch.zeros(E, n, n, dtype=dt)
-        Vs = torch.zeros(len(ia), n, n, dtype=dt)
-        for e, u in enumerate(runs):
-            if u["arm"] == "full":
-                P[e] = torch.eye(n, dtype=dt)
-        proj = [e for e, u in enumerate(runs) if u["arm"] != "full"]
-        gens = {e: torch.Generator().manual_seed(int(runs[e].get("basis_seed", 0))) for e in proj}
-        switch = {e: (None if runs[e]["arm"] != "golore" else
-                      subspace_random_after(runs[e].get("fraction"), steps)) for e in proj}
-        keep = {e: runs[e]["arm"] in ("galore", "large-batch") and runs[e]["optimizer"] == "adamw" for e in proj}
-        group = {"svd_driver": "gram", "stiefel_method": "qr"}
-        b1, b2, eps, mu = 0.9, 0.999, 1e-8, 0.9
-        log_every = log_every or steps
-        logged, loss, gfro, gspec = [], [], [], []
+    n, r, p = prob.n, prob.r, prob.p
+    E = len(runs)
+    dt = torch.float64
+    X = prob.x0().to(dt).expand(E, n, n).clone()
+    Bm = prob.B.to(dt)
+    rowmask = torch.zeros(n, 1, dtype=dt)
+    rowmask[:p] = 1.0
+    sigma = float(prob.noise_sigma)
+    xi = rademacher_means(steps * E, 1, noise_generator).view(steps, E)
+    lb = [i for i, u in enumerate(runs) if u["arm"] == "large-batch"]
+    if lb:
+        nref = -(-steps // gap)
+        big = rademacher_means(nref * len(lb), int(refresh_batch), noise_generator).view(nref, len(lb))
+        for t0 in range(nref):
+            xi[t0 * gap, lb] = big[t0]
+    noise = (xi * sigma).view(steps, E, 1, 1)
+    Cm = prob.C.to(dt)
+    adam = torch.tensor([u["optimizer"] == "adamw" for u in runs])
+    ia, im = adam.nonzero().view(-1), (~adam).nonzero().view(-1)
+    lr = torch.tensor([float(u["lr"]) for u in runs], dtype=dt).view(E, 1, 1)
+    P = torch.zeros(E, n, n, dtype=dt)
+    M = torch.zeros(E, n, n, dtype=dt)
+    Vs = torch.zeros(len(ia), n, n, dtype=dt)
+    for e, u in enumerate(runs):
+        if u["arm"] == "full":
+            P[e] = torch.eye(n, dtype=dt)
+    proj = [e for e, u in enumerate(runs) if u["arm"] != "full"]
+    gens = {e: torch.Generator().manual_seed(int(runs[e].get("basis_seed", 0))) for e in proj}
+    switch = {e: (None if runs[e]["arm"] != "golore" else
+                  subspace_random_after(runs[e].get("fraction"), steps)) for e in proj}
+    keep = {e: runs[e]["arm"] in ("galore", "large-batch") and runs[e]["optimizer"] == "adamw" for e in proj}
+    group = {"svd_driver": "gram", "stiefel_method": "qr"}
+    b1, b2, eps, mu = 0.9, 0.999, 1e-8, 0.9
+    log_every = log_every or steps
+    logged, loss, gfro, gspec = [], [], [], []
 
-        def record(t):
-            G = X * rowmask + Bm
-            logged.append(t)
-            AX = X[:, :p, :]
-            loss.append(0.5 * (AX * AX).sum((-2, -1)) + (Bm * X).sum((-2, -1)))
-            gfro.append(torch.linalg.matrix_norm(G))
-            gspec.append(torch.linalg.matrix_norm(G, ord=2))
+    def record(t):
+        G = X * rowmask + Bm
+        logged.append(t)
+        AX = X[:, :p, :]
+        loss.append(0.5 * (AX * AX).sum((-2, -1)) + (Bm * X).sum((-2, -1)))
+        gfro.append(torch.linalg.matrix_norm(G))
+        gspec.append(torch.linalg.matrix_norm(G, ord=2))
 
-        for t in range(steps):
-            if t % log_every == 0:
-                record(t)
-            G = X * rowmask + Bm + noise[t] * Cm
-            if t % gap == 0:
-                for e in proj:
-                    ra = switch[e]
-                    kind = "stiefel" if ra is not None and t >= ra else "svd"
-                    old = P[e, :, :r].clone() if t > 0 else None
-                    Q = new_basis(kind, G[e], r, True, gens[e], group, dt, t)
-                    if kind != "stiefel":
-                        Q = align_signs(Q, old)
-                    if old is not None and not keep[e]:
-                        M[e, :r] = (Q.mT @ old) @ M[e, :r]
-                    P[e, :, :r] = Q
-            R = P.mT @ G
-            k = t + 1
-            if len(ia):
-                Ra = R[ia]
-                Ma = M[ia].mul_(b1).add_(Ra, alpha=1 - b1)
-                M[ia] = Ma
-                Vs.mul_(b2).addcmul_(Ra, Ra, value=1 - b2)
-                bc1, bc2 = 1 - b1 ** k, 1 - b2 ** k
-                D = torch.empty_like(M)
-                D[ia] = (Ma / bc1) / (Vs.sqrt() / math.sqrt(bc2) + eps)
-            else:
-                D = torch.empty_like(M)
-            if len(im):
-                M[im] = M[im] * mu + R[im]
-                D[im] = M[im]
-            X -= lr * (P @ D)
-        record(steps)
-        return {"steps": logged, "loss": torch.stack(loss, 1).numpy(), "grad_fro": torch.stack(gfro, 1).numpy(),
-                "grad_spec": torch.stack(gspec, 1).numpy(), "X": X, "xi": xi}
+    for t in range(steps):
+        if t % log_every == 0:
+            record(t)
+        G = X * rowmask + Bm + noise[t] * Cm
+        if t % gap == 0:
+            for e in proj:
+                ra = switch[e]
+                kind = "stiefel" if ra is not None and t >= ra else "svd"
+                old = P[e, :, :r].clone() if t > 0 else None
+                Q = new_basis(kind, G[e], r, True, gens[e], group, dt, t)
+                if kind != "stiefel":
+                    Q = align_signs(Q, old)
+                if old is not None and not keep[e]:
+                    M[e, :r] = (Q.mT @ old) @ M[e, :r]
+                P[e, :, :r] = Q
+        R = P.mT @ G
+        k = t + 1
+        if len(ia):
+            Ra = R[ia]
+            Ma = M[ia].mul_(b1).add_(Ra, alpha=1 - b1)
+            M[ia] = Ma
+            Vs.mul_(b2).addcmul_(Ra, Ra, value=1 - b2)
+            bc1, bc2 = 1 - b1 ** k, 1 - b2 ** k
+            D = torch.empty_like(M)
+            D[ia] = (Ma / bc1) / (Vs.sqrt() / math.sqrt(bc2) + eps)
+        else:
+            D = torch.empty_like(M)
+        if len(im):
+            M[im] = M[im] * mu + R[im]
+            D[im] = M[im]
+        X -= lr * (P @ D)
+    record(steps)
+    return {"steps": logged, "loss": torch.stack(loss, 1).numpy(), "grad_fro": torch.stack(gfro, 1).numpy(),
+            "grad_spec": torch.stack(gspec, 1).numpy(), "X": X, "xi": xi}
 
 
 def subspace_random_after(fraction, total: int):
@@ -713,9 +709,8 @@ def complexity(ctx):
     allow = 8 * 1e3 * float(np.finfo(np.float64).eps)
     part_eq = V.upper_bound([grad_err, traj["galore"], traj["golore"]], allow,
                             name="relative error: grad_A vs B^T grad_W; GaLore and GoLore trajectories")
-    with single_thread():
-        timing = FB.step_times(cfg["ranks"], m=m, n=n, batch=b, preset="golore", repeats=cfg["repeats"], steps=1,
-                               threads=1, seed=ctx.seed("timing", 0) % 2 ** 31)
+    timing = FB.step_times(cfg["ranks"], m=m, n=n, batch=b, preset="golore", repeats=cfg["repeats"], steps=1,
+                           threads=1, seed=ctx.seed("timing", 0) % 2 ** 31)
     measured_cross = FB.crossover_rank(timing)
     top = max(timing, key=lambda row: row["rank"])
     part_rank = V.all_of(V.upper_bound(r_star, min(m, n), name="FLOP crossover r* (table) vs min(m, n)"),
@@ -1021,8 +1016,7 @@ def _rate_claim(ctx, theorem: int, main_projector: str, main_arm: str):
                "batch": None, "noise_sigma": prob.noise_sigma if noisy else 0.0},
               {"name": "galore-batch1", "projector": "svd", "ranks": [4], "seeds": cfg["control_seeds"], "batch": 1,
                "noise_sigma": ctrl_prob.noise_sigma}]
-    with single_thread():
-        out = _simulate_schedule(ctx, prob, theorem=theorem, groups=groups, horizons=horizons)
+    out = _simulate_schedule(ctx, prob, theorem=theorem, groups=groups, horizons=horizons)
     res, cres = out[main_arm], out["galore-batch1"]
     parts, fit, fh, R = _rate_rule(ctx, theorem, horizons, deltas, res, main_arm)
     cparts, cfit, cfh, cR = _rate_rule(ctx, theorem, horizons, [0.4], cres, "control GaLore batch 1",
@@ -1197,8 +1191,7 @@ def stiefel_moments(G, r: int, n_samples: int, generator: torch.Generator, *, sa
     m(m+1)/2 distinct entries; each half-width adds a round-off allowance of 1000 eps(sample dtype) x scale.
     Returns the final estimates and a list of running checkpoints (geometric in the sample count).
     """
-    with single_thread():
-        return _stiefel_moments(G, r, n_samples, generator, sampler, level, checkpoints)
+    return _stiefel_moments(G, r, n_samples, generator, sampler, level, checkpoints)
 
 
 def _stiefel_moments(G, r, n_samples, generator, sampler, level, checkpoints) -> dict:
@@ -1276,10 +1269,9 @@ def lemma5(ctx):
     level = 0.99
     ctx.config.update({"m": m, "r": r, "G": "grad f(X0) of GoLoreCounterexample()", "n_samples": N, "level": level,
                        "sampler": "subspace.stiefel (float32)", "also": "official Z (Z^T Z)^-1/2"})
-    with single_thread():
-        est = stiefel_moments(G, r, N, ctx.generator("stiefel", 0, device="cpu"), sampler="subspace", level=level)
-        off = stiefel_moments(G, r, N, ctx.generator("official-polar", 0, device="cpu"), sampler="official",
-                              level=level)
+    est = stiefel_moments(G, r, N, ctx.generator("stiefel", 0, device="cpu"), sampler="subspace", level=level)
+    off = stiefel_moments(G, r, N, ctx.generator("official-polar", 0, device="cpu"), sampler="official",
+                          level=level)
     rows = []
     for method, e in (("stiefel-qr", est), ("golore-official-polar", off)):
         for tr in e["track"]:
@@ -1474,22 +1466,21 @@ def prop1(ctx):
     gc = ctx.generator("qr-no-sign-fix", 0, device="cpu")
     gu = ctx.generator("rotation", 0, device="cpu")
     ctx.config.update({"m": m, "r": r, "n_samples": N, "alpha": PROP1_ALPHA, "tests": k})
-    with single_thread():
-        Zp = torch.randn(N, m, r, generator=g, dtype=torch.float64)
-        w, Vv = torch.linalg.eigh(Zp.mT @ Zp)
-        Xp = (Zp @ Vv) * w.rsqrt().unsqueeze(-2) @ Vv.mT
-        # the core's sampler draws one matrix per call; check it equals the batched formula on one draw
-        one = subspace.stiefel(m, r, torch.Generator().manual_seed(5), dtype=torch.float64, method="polar")
-        Z1 = torch.randn(m, r, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
-        w1, V1 = torch.linalg.eigh(Z1.mT @ Z1)
-        core_err = float((one - (Z1 @ V1) * w1.rsqrt() @ V1.mT).abs().max())
-        Zq = torch.randn(N, m, r, generator=gq, dtype=torch.float64)
-        Q, R = torch.linalg.qr(Zq)
-        sg = torch.sign(torch.diagonal(R, dim1=-2, dim2=-1))
-        Xq = Q * sg.unsqueeze(-2)
-        Qc, _ = torch.linalg.qr(torch.randn(N, m, r, generator=gc, dtype=torch.float64))
-        Hq, Hr = torch.linalg.qr(torch.randn(m, m, generator=gu, dtype=torch.float64))
-        rot = Hq * torch.sign(torch.diagonal(Hr))
+    Zp = torch.randn(N, m, r, generator=g, dtype=torch.float64)
+    w, Vv = torch.linalg.eigh(Zp.mT @ Zp)
+    Xp = (Zp @ Vv) * w.rsqrt().unsqueeze(-2) @ Vv.mT
+    # the core's sampler draws one matrix per call; check it equals the batched formula on one draw
+    one = subspace.stiefel(m, r, torch.Generator().manual_seed(5), dtype=torch.float64, method="polar")
+    Z1 = torch.randn(m, r, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    w1, V1 = torch.linalg.eigh(Z1.mT @ Z1)
+    core_err = float((one - (Z1 @ V1) * w1.rsqrt() @ V1.mT).abs().max())
+    Zq = torch.randn(N, m, r, generator=gq, dtype=torch.float64)
+    Q, R = torch.linalg.qr(Zq)
+    sg = torch.sign(torch.diagonal(R, dim1=-2, dim2=-1))
+    Xq = Q * sg.unsqueeze(-2)
+    Qc, _ = torch.linalg.qr(torch.randn(N, m, r, generator=gc, dtype=torch.float64))
+    Hq, Hr = torch.linalg.qr(torch.randn(m, m, generator=gu, dtype=torch.float64))
+    rot = Hq * torch.sign(torch.diagonal(Hr))
     e1 = torch.zeros(m, dtype=torch.float64)
     e1[0] = 1.0
     beta = stats.beta(r / 2, (m - r) / 2).cdf

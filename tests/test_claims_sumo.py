@@ -321,8 +321,22 @@ def test_table1_formulas_match_measured_state_for_any_shape(m, n, data):
         assert CS.state_bytes(opt.state[W]) == 4 * f[name], (name, m, n, r)
 
 
-def test_single_thread_restores_the_thread_count():
+def test_the_runner_runs_a_claim_with_one_thread_and_restores_the_count():
+    from claims.registry import Outcome, claim
+    from claims.runner import execute
+    from claims import verdicts as V
+
+    seen = []
+
+    @claim(id="toy.threads", kind="auxiliary", paper="Toy", statement="s", source="s")
+    def fn(ctx):
+        seen.append(torch.get_num_threads())
+        return Outcome({}, {}, V.upper_bound(0, 1))
+
     before = torch.get_num_threads()
-    with CS.single_thread():
-        assert torch.get_num_threads() == 1
-    assert torch.get_num_threads() == before
+    torch.set_num_threads(2)
+    try:
+        execute(fn)
+        assert seen == [1] and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
