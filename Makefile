@@ -24,7 +24,7 @@ figures: $(STAMP)
 	$(VENV)/bin/sublab figures
 
 bench: $(STAMP)
-	$(VENV)/bin/sublab bench
+	$(VENV)/bin/sublab bench --resume   # continues a killed run; refuses results taken with other settings
 
 $(DOCS_STAMP): $(STAMP) pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet -c constraints.txt -e ".[docs]"
