@@ -30,7 +30,9 @@ Training memory (``train_total_gib``) adds the two columns a real run also holds
   4 h; total 16 h + 8 i + 2 a s per token per layer, times batch x sequence x layers, plus the head's float32
   logits and their gradient, 8 V bytes per token.
 * optimizer states: ``subspace.state_bytes`` with ``bytes_per_element`` per float state element and, with
-  ``state_bits=8``, each base-update moment of E elements in E + 4 ceil(E / 256) bytes (bases stay 16-bit).
+  ``state_bits=8``, each base-update moment of E elements in E + 4 ceil(E / 256) bytes (bases stay 16-bit);
+  8-bit steps also hold one parameter's moments in float while it updates (``transient_gib``: the largest
+  ``subspace.moment_numel`` x bytes_per_element).
 """
 from __future__ import annotations
 
@@ -82,11 +84,12 @@ def activation_bytes(config, batch: int, seq_len: int, bytes_per_element: int = 
 
 
 def _count(model, method, selection, hparams, bytes_per_element):
-    n_params = n_state = n_low = n_basis = state_bytes = largest = 0
+    n_params = n_state = n_low = n_basis = state_bytes = largest = moments = 0
     for g in selection_groups(model, selection):
         for p in g["params"]:
             n_params += p.numel()
             largest = max(largest, p.numel())
+            moments = max(moments, subspace.moment_numel(method, tuple(p.shape), low_rank=g["low_rank"], **hparams))
             n_state += subspace.state_numel(method, tuple(p.shape), low_rank=g["low_rank"], **hparams)
             state_bytes += subspace.state_bytes(method, tuple(p.shape), low_rank=g["low_rank"],
                                                 element_size=bytes_per_element, **hparams)
@@ -95,7 +98,7 @@ def _count(model, method, selection, hparams, bytes_per_element):
                 if method not in _NO_RANK:
                     k = min(p.shape[0], p.numel() // p.shape[0])
                     n_basis += k * min(int(hparams["rank"]), k)
-    return n_params, n_state, n_low, n_basis, state_bytes, largest
+    return n_params, n_state, n_low, n_basis, state_bytes, largest, moments
 
 
 def memory_row(size: str, method: str, *, selection: str = "galore", rank: int | None = None,
@@ -115,10 +118,10 @@ def memory_row(size: str, method: str, *, selection: str = "galore", rank: int |
         model = build_llama(size, device="meta")
     if method not in _NO_RANK:
         hparams.setdefault("rank", rank or RANKS.get(size, 128))
-    n_params, n_state, n_low, n_basis, state_bytes, largest = _count(model, method, selection,
-                                                                    dict(hparams, state_bits=state_bits),
-                                                                    bytes_per_element)
+    n_params, n_state, n_low, n_basis, state_bytes, largest, moments = _count(
+        model, method, selection, dict(hparams, state_bits=state_bits), bytes_per_element)
     grads = (n_params if mode == "standard" else largest) * bytes_per_element
+    transient = moments * bytes_per_element if state_bits == 8 else 0
     acts = activation_bytes(model.config, batch, seq_len, bytes_per_element)
     row = dict(size=size, method=method, selection=selection, rank=hparams.get("rank"), mode=mode,
                state_bits=state_bits, batch=batch, seq_len=seq_len,
@@ -126,8 +129,8 @@ def memory_row(size: str, method: str, *, selection: str = "galore", rank: int |
                n_state=n_state, n_basis=n_basis, params_gib=n_params * bytes_per_element / UNIT,
                states_gib=state_bytes / UNIT, basis_gib=n_basis * bytes_per_element / UNIT,
                total_gib=n_params * bytes_per_element / UNIT + state_bytes / UNIT, grads_gib=grads / UNIT,
-               activations_gib=acts / UNIT,
-               train_total_gib=(n_params * bytes_per_element + state_bytes + grads + acts) / UNIT,
+               activations_gib=acts / UNIT, transient_gib=transient / UNIT,
+               train_total_gib=(n_params * bytes_per_element + state_bytes + grads + acts + transient) / UNIT,
                unit="GiB (2^30 bytes)")
     for col in PAPER_COLUMNS:
         if (col["size"], col["method"], col["selection"], state_bits) == (size, method, selection, 32):
@@ -187,6 +190,7 @@ def galore_7b_budget(**changes) -> dict:
                              f"GaLore rank {galore['rank']} on every attention/MLP matrix; embeddings, head, norms "
                              f"dense (AdamW); {galore['state_bits']}-bit moments in blocks of 256, bases BF16",
                              f"{galore['mode']} weight updates: only the largest gradient alive",
+                             "8-bit transient: the largest parameter's moments in BF16 during its update",
                              f"activations: {ACTIVATION_MODEL}; batch {galore['batch']}, sequence {galore['seq_len']}",
                              "not counted: CUDA context, allocator fragmentation, temporaries of the step",
                              "GB = 10^9 bytes, GiB = 2^30 bytes"])
@@ -207,8 +211,9 @@ def format_budget(budget: dict, slides: list[dict]) -> str:
     """The 7B budget and the slides' accounting as text, every assumption listed."""
     g, a = budget["galore"], budget["adamw"]
     gb = lambda r, k: r[k] * UNIT / 1e9  # noqa: E731
-    cols = ("params_gib", "grads_gib", "states_gib", "activations_gib", "train_total_gib")
-    lines = ["GaLore 7B budget (GB = 10^9 bytes): weights + gradients + states + activations = total"]
+    cols = ("params_gib", "grads_gib", "states_gib", "activations_gib", "transient_gib", "train_total_gib")
+    lines = ["GaLore 7B budget (GB = 10^9 bytes): weights + gradients + states + activations + 8-bit transient "
+             "= total"]
     for label, r in (("8-bit GaLore, per-layer", g), ("BF16 AdamW, standard", a)):
         lines.append(f"  {label:<24} " + " + ".join(f"{gb(r, k):.2f}" for k in cols[:-1])
                      + f" = {gb(r, 'train_total_gib'):.2f} GB ({r['train_total_gib']:.2f} GiB)")

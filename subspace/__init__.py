@@ -13,9 +13,9 @@ from .fused import fuse_into_backward
 from .optimizer import SubspaceOptimizer
 from .orthogonalize import COEFFICIENTS, newton_schulz, polar
 from .presets import (CONSTRUCTORS, PRESETS, AdamSN, AdamSNSM, AdamW, GaLore, GaLoreSGDM, GoLore, GoLoreSGDM, Muon,
-                      OSD, PresetOptimizer, SUMO, SUMONS5, available, make, state_bytes, state_numel)
+                      OSD, PresetOptimizer, SUMO, SUMONS5, available, make, moment_numel, state_bytes, state_numel)
 
-__all__ = ["available", "make", "param_groups", "as_groups", "state_numel", "state_bytes", "fuse_into_backward", "PRESETS", "CONSTRUCTORS",
+__all__ = ["available", "make", "param_groups", "as_groups", "state_numel", "state_bytes", "moment_numel", "fuse_into_backward", "PRESETS", "CONSTRUCTORS",
            "SubspaceOptimizer", "PresetOptimizer", "AdamW", "GaLore", "GoLore", "GaLoreSGDM", "GoLoreSGDM", "SUMO",
            "SUMONS5", "Muon", "OSD", "AdamSN", "AdamSNSM", "DTYPES", "polar", "newton_schulz", "COEFFICIENTS",
            "stiefel", "svd_basis", "randomized_svd_basis"]

@@ -33,7 +33,7 @@ from .groups import as_groups
 from .optimizer import SubspaceOptimizer
 from .quantize import moment_bytes
 
-__all__ = ["PRESETS", "CONSTRUCTORS", "available", "make", "state_numel", "state_bytes", "Preset", "PresetOptimizer"]
+__all__ = ["PRESETS", "CONSTRUCTORS", "available", "make", "state_numel", "state_bytes", "moment_numel", "Preset", "PresetOptimizer"]
 
 #: Official codes all call torch.linalg.svd and keep its signs (applied where the rule reads the key).
 _OFFICIAL_ALL = {"svd_driver": "svd", "basis_signs": "decomposition"}
@@ -418,6 +418,13 @@ def state_numel(name: str, shape, low_rank: bool = True, mode: str = "paper", **
     return _layout(name, shape, low_rank, mode, hparams)[0]
 
 
+def moment_numel(name: str, shape, low_rank: bool = True, mode: str = "paper", **hparams) -> int:
+    """Elements of the base update's moments (M, and V for Adam) of one parameter: what ``state_bits=8`` stores in
+    8 bits, and what one parameter's update holds in float while it runs."""
+    _, rule, moment = _layout(name, shape, low_rank, mode, hparams)
+    return (2 if rule["base"] == "adam" else 1) * moment
+
+
 def state_bytes(name: str, shape, low_rank: bool = True, mode: str = "paper", element_size: int = 4,
                 **hparams) -> int:
     """State bytes of one parameter of ``shape`` with ``element_size`` bytes per float state element: the
@@ -426,5 +433,5 @@ def state_bytes(name: str, shape, low_rank: bool = True, mode: str = "paper", el
     numel, rule, moment = _layout(name, shape, low_rank, mode, hparams)
     if rule["state_bits"] != 8:
         return numel * element_size
-    moments = 2 if rule["base"] == "adam" else 1
+    moments = moment_numel(name, shape, low_rank, mode, **hparams) // moment
     return (numel - moments * moment) * element_size + moments * moment_bytes(moment, int(rule["state_block"]))

@@ -72,22 +72,42 @@ def _blocks(X: torch.Tensor, block: int) -> torch.Tensor:
     return torch.nn.functional.pad(flat, (0, pad)).view(-1, block)
 
 
+#: Blocks processed at a time, so the float32 temporaries of (de)quantizing stay O(B * _CHUNK) whatever E is.
+_CHUNK = 4096
+
+
+def _chunks(numel: int, block: int):
+    """(start, stop, first block) of each slice of at most B * _CHUNK elements (slices start on block edges)."""
+    step = block * _CHUNK
+    return ((i, min(i + step, numel), i // block) for i in range(0, numel, step))
+
+
 def quantize(X: torch.Tensor, signed: bool, block: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(uint8 codes of X's shape, float32 block scales of length ceil(E / B))."""
-    B = _blocks(X, block)
-    absmax = B.abs().amax(dim=1)
-    scaled = (B / absmax.clamp(min=1e-38)[:, None]).clamp_(-1, 1)
-    # 1-D input (2-D is ~50x slower on CPU); int32 indices halve the temporary
-    q = torch.bucketize(scaled.view(-1), _tables(signed, X.device)[1], out_int32=True).to(torch.uint8)
-    return q[: X.numel()].view(X.shape), absmax
+    flat = X.reshape(-1)
+    q = torch.empty(flat.numel(), dtype=torch.uint8, device=X.device)
+    absmax = torch.empty(math.ceil(flat.numel() / block), dtype=torch.float32, device=X.device)
+    mids = _tables(signed, X.device)[1]
+    for lo, hi, b in _chunks(flat.numel(), block):
+        B = _blocks(flat[lo:hi], block)
+        scale = B.abs().amax(dim=1)
+        scaled = (B / scale.clamp(min=1e-38)[:, None]).clamp_(-1, 1)
+        # 1-D input (2-D is ~50x slower on CPU); int32 indices halve the temporary
+        q[lo:hi] = torch.bucketize(scaled.view(-1), mids, out_int32=True)[: hi - lo]
+        absmax[b:b + scale.numel()] = scale
+    return q.view(X.shape), absmax
 
 
 def dequantize(q: torch.Tensor, absmax: torch.Tensor, signed: bool, block: int,
                dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """code[q] * a_b, in ``dtype`` and q's shape."""
-    values = _tables(signed, q.device)[0][q.reshape(-1).int()]
-    values = torch.nn.functional.pad(values, (0, -values.numel() % block)).view(-1, block) * absmax[:, None]
-    return values.view(-1)[: q.numel()].view(q.shape).to(dtype)
+    flat = q.reshape(-1)
+    out = torch.empty(flat.numel(), dtype=dtype, device=q.device)
+    code = _tables(signed, q.device)[0]
+    for lo, hi, b in _chunks(flat.numel(), block):
+        values = _blocks(code[flat[lo:hi].int()], block)
+        out[lo:hi] = (values * absmax[b:b + values.shape[0], None]).view(-1)[: hi - lo]
+    return out.view(q.shape)
 
 
 def moment_bytes(numel: int, block: int) -> int:
