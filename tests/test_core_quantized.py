@@ -14,15 +14,6 @@ from test_core_contract import NAMES, Quadratic, _hp, _train
 Q8 = dict(state_bits=8, state_block=64)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """torch.bucketize parallelizes from 256 elements; on a shared 2-core box the thread wake-ups dominate."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _bnb():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
