@@ -4,7 +4,8 @@ from __future__ import annotations
 import json
 
 from .registry import Outcome, default_registry
-from .runner import execute, from_jsonable, to_jsonable
+from .runner import execute, from_jsonable, margin_text, to_jsonable
+from .verdicts import margin
 
 __all__ = ["show", "statement"]
 
@@ -16,13 +17,15 @@ def statement(claim_id: str) -> str:
 
 
 def show(claim_id: str, scale: str = "quick", device: str = "cpu", figure: bool = True) -> Outcome:
-    """Run ``claim_id`` at ``scale``, print statement, measured, predicted, verdict and reason, draw its figure."""
+    """Run ``claim_id`` at ``scale``, print statement, measured, predicted, kind, verdict, margin and reason, draw
+    its figure (the expected verdicts are asserted in tests/test_claims_*.py, not here)."""
     c = default_registry().get(claim_id)
     out = execute(c, scale=scale, device=device)
     print(statement(claim_id))
     for label, values in (("measured", out.measured), ("predicted", out.predicted)):
         print(f"{label:>9}: {json.dumps(to_jsonable(values), default=str)[:600]}")
-    print(f"  verdict: {out.verdict}  ({out.reason})")
+    decided = margin_text({"margin": margin(out.verdict)})
+    print(f"  verdict: {out.verdict} ({c.kind} claim{'; margin ' + decided if decided else ''})  ({out.reason})")
     if out.detail:
         print(f"   detail: {out.detail[:600]}")
     if figure and c.draw is not None and out.rows:

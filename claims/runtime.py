@@ -1,9 +1,7 @@
-"""Run-time helpers shared by the claim modules."""
+"""The runner's run-time policy for a claim (``claims.runner`` applies it; torch is imported only when a claim runs)."""
 from __future__ import annotations
 
 import contextlib
-
-import torch
 
 __all__ = ["single_thread"]
 
@@ -15,6 +13,8 @@ def single_thread(device: str = "cpu"):
     if not str(device).startswith("cpu"):
         yield
         return
+    import torch
+
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:

@@ -29,32 +29,27 @@ from claims.notebook import show
 
 # %%
 out = show("sn.memory", SCALE)
-assert out.verdict == "holds", out.reason
 
 # %% [markdown]
 # ## Iterations to epsilon against d for subset sizes 1, sqrt d, d under sparse and dense noise
 
 # %%
 out = show("sn.rates", SCALE)
-assert out.verdict == "holds", out.reason
 
 # %% [markdown]
 # ## Subspace-Momentum converges on a smooth non-convex problem
 
 # %%
 out = show("sm.convergence", SCALE)
-assert out.verdict == "holds", out.reason
 
 # %% [markdown]
 # ## README figures at 1B: Adam 4.99 GB, AdamSN 2.62 GB, AdamSNSM 0.84 GB of optimizer states
 
 # %%
 out = show("snsm.memory-1b", SCALE)
-assert out.verdict == "violated", out.reason
 
 # %% [markdown]
 # ## The same figures read as moments and subset norms without the projection bases
 
 # %%
 out = show("snsm.memory-1b-excl-basis", SCALE)
-assert out.verdict == "holds", out.reason
