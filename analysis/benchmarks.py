@@ -588,6 +588,49 @@ def format_factorized_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+# ---------------------------------------------------------------------------------------------- memory modes
+def bench_memory(sizes: Sequence[str] = ("tiny", "9m", "20m"), *, device: str = "cpu",
+                 log: Callable[[str], None] | None = None, skip: Collection[str] = (),
+                 on_unit: Callable[[list[dict]], None] | None = None) -> list[dict]:
+    """``analysis.memory_bench`` as bench rows, one unit per LLaMA size: measured peak step memory of galore, golore,
+    sumo and adamw in every memory mode (a fresh process each) beside the analytic count, with ratios to AdamW's
+    standard step, then the full-step time of each mode against galore and galore-torch (unit ``<size>-time``)."""
+    from analysis import memory_bench as MB
+
+    rows = []
+    for size in sizes:
+        if size in skip:
+            continue
+        unit = [_row("memory", f"{r['method']}:{r['mode']}", size, "float32", device, "step_memory_B", r["measured"],
+                     "B", r, reference=r["analytic"]) for r in MB.bench(sizes=(size,))]
+        for r in unit:
+            r["ratio"] = r["config"].get("vs_adamw")
+        rows += unit
+        if on_unit is not None:
+            on_unit(unit)
+        if log:
+            log(MB.format_rows([r["config"] for r in unit]))
+    label = f"{sizes[min(1, len(sizes) - 1)]}-time"
+    if label not in skip:
+        timed = MB.step_times(size=label[: -len("-time")])
+        unit = [_row("memory", r["entry"], label, "float32", device, "step_time_s", r.get("median_s", math.nan), "s", r)
+                for r in timed]
+        for r in unit:
+            r["ratio"] = r["config"].get("vs_galore-torch:standard")
+        rows += unit
+        if on_unit is not None:
+            on_unit(unit)
+    return rows
+
+
+def format_memory_table(rows: list[dict]) -> str:
+    from analysis import memory_bench as MB
+
+    memory = [r["config"] for r in rows if r["bench"] == "memory" and r["metric"] == "step_memory_B"]
+    times = [r["config"] for r in rows if r["bench"] == "memory" and r["metric"] == "step_time_s"]
+    return "\n".join(t for t in (MB.format_rows(memory) if memory else "", MB.format_times(times) if times else "") if t)
+
+
 # ---------------------------------------------------------------------------------------------- state bytes
 def bench_state_bytes(methods: Sequence[str] | None = None, *,
                       small_shapes: Sequence[tuple[int, ...]] = ((24, 40), (40, 24), (32, 32), (40,)),
@@ -745,11 +788,12 @@ def format_state_table(rows: list[dict]) -> str:
 
 
 # ---------------------------------------------------------------------------------------------- command line
-BENCHES = ("step", "projector", "state", "threads", "comm", "factorized")
+BENCHES = ("step", "projector", "state", "threads", "comm", "factorized", "memory")
 #: Results file of each benchmark (``{device}``: the device with ``:`` removed).
 BENCH_FILES = {"step": "step_time_{device}.jsonl", "projector": "projector_{device}.jsonl",
                "state": "state_bytes_{device}.jsonl", "threads": "threads_{device}.jsonl",
-               "comm": "comm_{device}.jsonl", "factorized": "factorized_{device}.jsonl"}
+               "comm": "comm_{device}.jsonl", "factorized": "factorized_{device}.jsonl",
+               "memory": "memory_{device}.jsonl"}
 #: The settings a folder's rows were taken with; ``--resume`` continues only with the same ones.
 SETTINGS_FILE = "bench.json"
 
@@ -856,6 +900,8 @@ def _run_benches(args, s: dict, out: Path) -> list[str]:
         run("comm", bench_comm, format_comm_table, log=log)
     if "factorized" in args.only:
         run("factorized", bench_factorized, format_factorized_table, repeats=s["repeats"], log=log)
+    if "memory" in args.only:
+        run("memory", bench_memory, format_memory_table, sizes=("tiny", "9m") if quick else ("tiny", "9m", "20m"))
     return tables
 
 
