@@ -1071,11 +1071,12 @@ def _draw_rates(rows, exponent):
     fig, axes = P.new_figure(columns=2, nrows=1, ncols=2, squeeze=False)
     ax0, ax1 = axes[0]
     for method in sorted({r["method"] for r in rows}):
-        for rank in sorted({r["rank"] for r in rows if r["method"] == method}):
+        for i, rank in enumerate(sorted({r["rank"] for r in rows if r["method"] == method})):
             sub = [r for r in rows if r["method"] == method and r["rank"] == rank]
             for key, ax in (("avg_grad_sq", ax0), ("ratio", ax1)):
                 for _, (x, mean, lo, hi) in P.series_stats(sub, x="horizon", y=key).items():
-                    P.plot_measured(ax, x, mean, method, label=f"{P.method_label(method)} r={rank}", marker="o")
+                    P.plot_measured(ax, x, mean, method, label=f"{P.method_label(method)} r={rank}", marker="o",
+                                    linestyle=("-", "--", ":")[i % 3])  # one colour per method, a dash per rank
     P.finish(ax0, xlabel="horizon $T$", ylabel=r"$\frac{1}{T}\sum_t \|\nabla f(x_t)\|^2$", logx=True, logy=True,
              legend=True)
     P.finish(ax1, xlabel="horizon $T$", ylabel=r"$A_T / P(T,\delta)$", logx=True, logy=True)
