@@ -149,8 +149,9 @@ def ddp_bytes(preset: str = "galore", *, n: int = 12, hidden: int = 20, m: int =
     import torch.multiprocessing as mp
     with tempfile.TemporaryDirectory() as folder:
         args = (folder, preset, n, hidden, m, batch, steps, world, hparams)
-        # fork: the workers inherit the loaded modules instead of re-importing torch and analysis (CPU only)
-        mp.start_processes(_ddp_worker, args=args, nprocs=world, join=True, start_method="fork")
+        # spawn, not fork: a fork of a process that already runs threads (OpenMP, gloo) can inherit a held lock and
+        # hang in the child (seen in the test suite)
+        mp.start_processes(_ddp_worker, args=args, nprocs=world, join=True, start_method="spawn")
         with open(os.path.join(folder, "result.json")) as f:
             return json.load(f)
 
