@@ -41,7 +41,7 @@ from . import verdicts as V
 from .runtime import single_thread
 
 __all__ = ["run", "execute", "redraw", "RunSummary", "DeviceError", "environment", "load_record", "load_records",
-           "load_rows", "json_document", "markdown_report", "format_table", "REPORT_KEYS"]
+           "load_rows", "load_outcome", "save_outcome", "json_document", "markdown_report", "format_table", "REPORT_KEYS"]
 
 #: Default of the ``stream`` arguments: ``sys.stdout`` looked up at call time (a default bound at import time
 #: goes stale when the caller replaces ``sys.stdout``).
@@ -306,45 +306,69 @@ def run(claims: Registry | Iterable | None = None, *, scale: str = "quick", only
 
 def _run_claim(c: Claim, out: Path, scale: str, device: str, version: str, figures: bool,
                log: Callable[[str], None], seed_family: int = 0) -> dict:
-    """Run one claim and save its rows, its figure and its record, in that order (the record's presence marks the
-    claim finished); returns the record as saved (non-finite values decoded). A claim that raises is reported in
-    an error record, not raised."""
-    p = _paths(out, c.id)
+    """Run one claim and save it with :func:`save_outcome`; a claim that raises is saved as an error record (its
+    verdict inconclusive, its traceback kept), not raised."""
+    config = {"scale": scale, "device": device, "seed_family": seed_family}
     t0 = time.perf_counter()
     tb_text = None
-    config = {"scale": scale, "device": device, "seed_family": seed_family}
     try:
-        ctx = Context(c.id, scale=scale, device=device, out_dir=p["work"], log=log, seed_family=seed_family)
+        ctx = Context(c.id, scale=scale, device=device, out_dir=_paths(out, c.id)["work"], log=log,
+                      seed_family=seed_family)
         outcome = _call(c, ctx)
-        verdict, measured, predicted = outcome.verdict, outcome.measured, outcome.predicted
-        detail, rows = _detail(outcome.verdict, outcome.detail), outcome.rows
         config.update(ctx.config)
     except Exception as exc:  # reported, not fatal
-        verdict = V.error(exc, _error_summary(exc))
-        measured, predicted, rows = {}, {}, []
-        detail = verdict.reason
+        outcome = Outcome({}, {}, V.error(exc, _error_summary(exc)))
         tb_text = traceback.format_exc()
-    elapsed = time.perf_counter() - t0
-    lines = [_dumps(_claim_row(c.id, r, config, version)) for r in rows]
+    return save_outcome(c, outcome, out, config=config, version=version, figures=figures,
+                        elapsed_s=time.perf_counter() - t0, traceback_text=tb_text)
+
+
+def save_outcome(c: Claim, outcome: Outcome, out: str | Path, *, config: dict, version: str | None = None,
+                 figures: bool = True, elapsed_s: float = 0.0, traceback_text: str | None = None) -> dict:
+    """Save a claim's rows, its figure and its record under ``out``, in that order (the record's presence marks
+    the claim finished); ``config`` holds at least scale, device and seed_family. Returns the record as saved
+    (non-finite values decoded)."""
+    out, p = Path(out), _paths(Path(out), c.id)
+    version = version or code_version()
+    verdict = outcome.verdict
+    detail = _detail(verdict, outcome.detail)
+    lines = [_dumps(_claim_row(c.id, r, config, version)) for r in outcome.rows]
     atomic_write_text(p["rows"], "".join(line + "\n" for line in lines))
     figure = None
-    if figures and c.draw is not None and tb_text is None:
+    if figures and c.draw is not None and traceback_text is None:
         try:
             figure = _draw(c, [from_jsonable(json.loads(line)) for line in lines], out)
         except Exception as exc:
             detail += f" [figure failed: {type(exc).__name__}: {exc} {_error_summary(exc)}]"
     record = {
         "id": c.id, "paper": c.paper, "kind": c.kind, "statement": c.statement, "source": c.source,
-        "verdict": str(verdict), "margin": V.margin(verdict), "measured": measured, "predicted": predicted,
-        "detail": detail, "seed_family": seed_family,
+        "verdict": str(verdict), "margin": V.margin(verdict), "measured": outcome.measured,
+        "predicted": outcome.predicted, "detail": detail, "seed_family": config["seed_family"],
         "figure": figure, "reason": verdict.reason, "rule": verdict.rule,
-        "rule_inputs": verdict.as_dict()["inputs"], "error": tb_text is not None, "traceback": tb_text,
-        "elapsed_s": round(elapsed, 3), "scale": scale, "device": device, "config": config,
-        "code_version": version, "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "rule_inputs": verdict.as_dict()["inputs"], "error": traceback_text is not None,
+        "traceback": traceback_text, "elapsed_s": round(elapsed_s, 3), "scale": config["scale"],
+        "device": config["device"], "config": config, "code_version": version,
+        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "rows": os.path.relpath(p["rows"], out).replace(os.sep, "/"), "n_rows": len(lines),
     }
     atomic_write_text(p["record"], _dumps(record, indent=1) + "\n")
     return from_jsonable(json.loads(_dumps(record)))
+
+
+def load_outcome(out: str | Path, claim_id: str, *, scale: str = "quick",
+                 seed_family: int = 0) -> tuple[Outcome, dict] | None:
+    """The Outcome saved under ``out`` for ``claim_id`` at ``scale`` and ``seed_family`` (rows as saved, verdict
+    with its reason and rule; its inputs are the record's summary, so take the margin from the record) and the
+    record, or None when no such finished, error-free record exists."""
+    p = _paths(Path(out), claim_id)
+    if not p["record"].exists() or not p["rows"].exists():
+        return None
+    rec = load_record(p["record"])
+    if rec.get("error") or rec.get("scale") != scale or rec.get("seed_family", 0) != seed_family:
+        return None
+    verdict = V.Verdict(rec["verdict"], rec["reason"], rec["rule"], rec.get("rule_inputs"))
+    detail = rec["detail"].removeprefix(rec["reason"]).removeprefix(". ")  # undoes _detail
+    return Outcome(rec["measured"], rec["predicted"], verdict, detail, load_rows(p["rows"])), rec
 
 
 def _claim_row(claim_id: str, row: dict, config: dict, version: str) -> dict:
