@@ -342,7 +342,7 @@ def lemma33_rectangular(ctx):
             if (p, q) == (m, n):  # V1 must not be everything (lambda_2 must exist)
                 p = m - 1
             if family == "shared-eigenbases":
-                layer = ReversibleLayer.random(m, n, N, ctx.generator(family, k, device="cpu"), v1_shape=(p, q))
+                layer = ReversibleLayer.random(m, n, N, ctx.generator(family, k), v1_shape=(p, q))
                 # the dense problem (eigh of S), so rectangularity is checked on the computed V1
                 problem = ReversibleGradient(layer.A, layer.B, layer.C)
             else:

@@ -308,7 +308,7 @@ def problem1_runs(ctx) -> dict:
                              "method": method, "basis_seed": shared.seed(f"{opt}/{method}/bases", s)})
     t0 = time.perf_counter()
     out = problem1_batched(prob, runs, steps=cfg["steps"], gap=100, refresh_batch=1000,
-                           noise_generator=shared.generator("noise", 0, device="cpu"),
+                           noise_generator=shared.generator("noise", 0),
                            log_every=max(1, cfg["steps"] // cfg["log_points"]))
     res = {"prob": prob, "cfg": cfg, "runs": runs, "index": index, "out": out, "gap": 100, "refresh_batch": 1000,
            "seconds": time.perf_counter() - t0, "seed_id": P1_RUNS_ID}
@@ -692,7 +692,7 @@ def complexity(ctx):
                              name="table vs exact counts less the two dropped sums b(m + n) (factorized, then GaLore)")
     omitted_rel = max(omitted / e["factorized"] for e in ex)
     # equivalence: grad_A = B^T grad_W on one layer, and the two trained trajectories
-    g = ctx.generator("equivalence", 0, device="cpu")
+    g = ctx.generator("equivalence", 0)
     W0 = torch.randn(6, 12, generator=g, dtype=torch.float64)
     Bf = torch.linalg.qr(torch.randn(6, 3, generator=g, dtype=torch.float64))[0]
     A = torch.randn(3, 12, generator=g, dtype=torch.float64, requires_grad=True)
@@ -933,8 +933,8 @@ def _simulate_schedule(ctx, prob, *, theorem: int, groups, horizons):
     batch = torch.tensor([float(gi[a]["batch"] or sch[(r, T)]["batch"] or 1) for a, r, T, _ in els],
                          dtype=torch.float64)
     scale = torch.tensor([float(gi[a]["noise_sigma"]) for a, _, _, _ in els], dtype=torch.float64).view(1, E, 1, 1)
-    gen = ctx.generator("noise", 0, device="cpu")
-    bgen = ctx.generator("bases", 0, device="cpu")
+    gen = ctx.generator("noise", 0)
+    bgen = ctx.generator("bases", 0)
     C = prob.C.to(torch.float64)
     ones = bool((batch == 1).all())
 
@@ -1270,8 +1270,8 @@ def lemma5(ctx):
     level = 0.99
     ctx.config.update({"m": m, "r": r, "G": "grad f(X0) of GoLoreCounterexample()", "n_samples": N, "level": level,
                        "sampler": "subspace.stiefel (float32)", "also": "official Z (Z^T Z)^-1/2"})
-    est = stiefel_moments(G, r, N, ctx.generator("stiefel", 0, device="cpu"), sampler="subspace", level=level)
-    off = stiefel_moments(G, r, N, ctx.generator("official-polar", 0, device="cpu"), sampler="official",
+    est = stiefel_moments(G, r, N, ctx.generator("stiefel", 0), sampler="subspace", level=level)
+    off = stiefel_moments(G, r, N, ctx.generator("official-polar", 0), sampler="official",
                           level=level)
     rows = []
     for method, e in (("stiefel-qr", est), ("golore-official-polar", off)):
@@ -1462,10 +1462,10 @@ def prop1(ctx):
     m, r = 10, 4
     N = ctx.by_scale(quick=20_000, full=200_000)
     k = 4
-    g = ctx.generator("polar", 0, device="cpu")
-    gq = ctx.generator("qr", 0, device="cpu")
-    gc = ctx.generator("qr-no-sign-fix", 0, device="cpu")
-    gu = ctx.generator("rotation", 0, device="cpu")
+    g = ctx.generator("polar", 0)
+    gq = ctx.generator("qr", 0)
+    gc = ctx.generator("qr-no-sign-fix", 0)
+    gu = ctx.generator("rotation", 0)
     ctx.config.update({"m": m, "r": r, "n_samples": N, "alpha": PROP1_ALPHA, "tests": k})
     Zp = torch.randn(N, m, r, generator=g, dtype=torch.float64)
     w, Vv = torch.linalg.eigh(Zp.mT @ Zp)

@@ -169,7 +169,7 @@ def ns5_band(ctx):
     for (m, n) in shapes:
         k = min(m, n)
         for name, spec in _spectra(k, tau).items():
-            M = sample_spectral_matrix(spec, m, n, ctx.generator(f"{m}x{n}/{name}", 0, device="cpu")).matrix
+            M = sample_spectral_matrix(spec, m, n, ctx.generator(f"{m}x{n}/{name}", 0)).matrix
             for d in dtypes:
                 r = band_measurement(M, tau, d)
                 if d == "float64":

@@ -252,12 +252,12 @@ def thm45(ctx):
     """
     cfg = _thm45_settings(ctx)
     h = cfg["h"]
-    prob, loss, grad = smooth_problem(ctx.generator("problem", 0, device="cpu"))
+    prob, loss, grad = smooth_problem(ctx.generator("problem", 0))
     ell = prob.L
     m, n, r = prob.m, prob.n, 2
-    W0 = torch.randn(m, n, generator=ctx.generator("W0", 0, device="cpu"), dtype=torch.float64).numpy()
+    W0 = torch.randn(m, n, generator=ctx.generator("W0", 0), dtype=torch.float64).numpy()
     from subspace import stiefel
-    P0 = stiefel(m, r, ctx.generator("P0", 0, device="cpu"), dtype=torch.float64).numpy()
+    P0 = stiefel(m, r, ctx.generator("P0", 0), dtype=torch.float64).numpy()
     Bm = ctx.rng("distortion", 0).standard_normal((r, r))
     Bm /= np.linalg.norm(Bm, 2)
     drift = drifting_projection(P0, Bm, scale=2.0, seed=ctx.seed("rotation", 0))
@@ -415,7 +415,7 @@ def adam_below_b4(ctx):
     A, Bm = rng.standard_normal((5, 4)), rng.standard_normal((5, 3))
     loss, grad, ell = quadratic_loss(A, Bm)
     W_star = np.linalg.lstsq(A, Bm, rcond=None)[0]
-    P0 = stiefel(4, 2, ctx.generator("P0", 0, device="cpu"), dtype=torch.float64).numpy()
+    P0 = stiefel(4, 2, ctx.generator("P0", 0), dtype=torch.float64).numpy()
     Mm = rng.standard_normal((2, 3))
     Mm *= math.sqrt(10.0 / float((Mm ** 2).sum()))
     Vm = np.ones((2, 3))
@@ -521,11 +521,11 @@ def online_pca_stationarity(ctx):
         "grad_limit_interval": [_finite(lo), _finite(hi)], "tau": tau, "rule": sv.value}
     rows += _traj_rows(run, "momentum", "online-pca", h, case="2x1 equilibrium", alpha=1.0)
     # (ii) generic starts on the thm4.5 problem
-    prob, loss, grad = smooth_problem(ctx.generator("problem", 0, device="cpu"))
+    prob, loss, grad = smooth_problem(ctx.generator("problem", 0))
     stalls = 0
     for rep in range(cfg["reps"]):
-        W0 = torch.randn(prob.m, prob.n, generator=ctx.generator("W0", rep, device="cpu"), dtype=torch.float64).numpy()
-        P0 = stiefel(prob.m, 2, ctx.generator("P0", rep, device="cpu"), dtype=torch.float64).numpy()
+        W0 = torch.randn(prob.m, prob.n, generator=ctx.generator("W0", rep), dtype=torch.float64).numpy()
+        P0 = stiefel(prob.m, 2, ctx.generator("P0", rep), dtype=torch.float64).numpy()
         for name in ("lion", "momentum"):
             for alpha in cfg["alphas"]:
                 run = track(loss, grad, W0, P0, OPTIMIZERS[name], "pca", h=h, steps=cfg["steps"], smoothness=prob.L,
@@ -695,7 +695,7 @@ def online_pca(ctx):
     k, l, r = 32, 64, 4
     dev = ctx.device
     s = geometric_spectrum(k, 0.8)
-    sm = sample_spectral_matrix(s, k, l, ctx.generator("matrix", 0, device="cpu"))
+    sm = sample_spectral_matrix(s, k, l, ctx.generator("matrix", 0))
     G = sm.matrix.to(device=dev, dtype=torch.float64)
     order = torch.argsort(sm.S, descending=True)
     U = sm.U[:, order[:r]]
@@ -707,7 +707,7 @@ def online_pca(ctx):
     for mode in ("paper", "official"):
         group = osd_group(mode, k=k, l=l, r=r, device=dev)
         for rep in range(cfg["starts"]):
-            P0 = stiefel(k, r, ctx.generator("P0", rep, device="cpu"), dtype=torch.float64).to(dev)
+            P0 = stiefel(k, r, ctx.generator("P0", rep), dtype=torch.float64).to(dev)
             out = online_pca_trajectory(G, U, P0, group, cfg["steps"], every=10)
             theta_w = float(out["window_angles"].max())
             step_w = float(out["step_norms"].max())
@@ -916,8 +916,7 @@ def fig3(ctx):
     rows = []
     for k in range(reps):
         for key, cfg in configs.items():
-            curve = fig3_run(cfg["rank"], cfg["alpha"], cfg["lam"], problem_gen=ctx.generator("problem", k,
-                             device="cpu"), data_gen=ctx.generator("data", k, device="cpu"),
+            curve = fig3_run(cfg["rank"], cfg["alpha"], cfg["lam"], problem_gen=ctx.generator("problem", k), data_gen=ctx.generator("data", k),
                              seed=ctx.seed("osd", k) % 2 ** 31, steps=steps)
             final[key].append(float(np.mean(curve[-max(1, steps // 10):])))
             label = f"r={cfg['rank']}, alpha={cfg['alpha']:g}, lambda={cfg['lam']:g}"

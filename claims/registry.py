@@ -235,10 +235,11 @@ class Context:
     def seed(self, method: str = "", repetition: int = 0) -> int:
         return derive_seed(self.claim_id, method, repetition, self.seed_family)
 
-    def generator(self, method: str = "", repetition: int = 0, device: str | None = None):
-        """A fresh ``torch.Generator`` on ``device`` (default ``ctx.device``) seeded by :meth:`seed`."""
+    def generator(self, method: str = "", repetition: int = 0, device: str = "cpu"):
+        """A fresh ``torch.Generator`` on ``device`` seeded by :meth:`seed`. CPU by default, so a claim draws the
+        same numbers whatever ``ctx.device`` is (a CUDA generator's stream differs); move the draws to the device."""
         import torch
-        g = torch.Generator(device=device or self.device)
+        g = torch.Generator(device=device)
         g.manual_seed(self.seed(method, repetition))
         return g
 

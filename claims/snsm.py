@@ -107,7 +107,7 @@ def memory(ctx):
                        "dtype": "float32"})
     rows, parts, measured = [], [], {"counts": {}, "exponents": {}, "total_state_exponent": {}}
     ds = np.array([m * m for m in ms], dtype=float)
-    g = ctx.generator("grad", 0, device="cpu")
+    g = ctx.generator("grad", 0)
     for lab in labels:
         counts, totals, closed, formula = [], [], [], []
         for m in ms:
@@ -328,8 +328,8 @@ def rates(ctx):
                 out = adagrad_sn_steps_to_eps(
                     d, beta, k, seeds=seeds, eta=eta, eps=eps, t_max=cfg["t_max"], sigma=sigma,
                     problem_seed=lambda s, d=d, beta=beta: ctx.seed(f"problem/d{d}/beta{beta:g}", s),
-                    noise_generator=ctx.generator(f"noise/d{d}/beta{beta:g}", 0, device="cpu"),
-                    init_generator=ctx.generator(f"x0/d{d}/beta{beta:g}", 0, device="cpu"), device=ctx.device)
+                    noise_generator=ctx.generator(f"noise/d{d}/beta{beta:g}", 0),
+                    init_generator=ctx.generator(f"x0/d{d}/beta{beta:g}", 0), device=ctx.device)
                 T[:, j] = out["T_eps"]
                 censored += int(np.isnan(out["T_eps"]).sum())
                 for s in range(seeds):
@@ -461,8 +461,8 @@ def sm_convergence(ctx):
                        full=dict(horizons=[128 * 2 ** k for k in range(8)], seeds=12))
     horizons, seeds = cfg["horizons"], cfg["seeds"]
     base = SmoothMatrixProblem.random(m=16, n=8, p=12, rho=0.5, sigma=0.0,
-                                      generator=ctx.generator("problem", 0, device="cpu"))
-    W0s = [base.x0(ctx.generator("W0", s, device="cpu")) for s in range(seeds)]
+                                      generator=ctx.generator("problem", 0))
+    W0s = [base.x0(ctx.generator("W0", s)) for s in range(seeds)]
     deltas = [float(base.loss(W)) - base.f_lower for W in W0s]
     sigma = math.sqrt(4.0 * base.L * max(deltas) / horizons[0])
     prob = SmoothMatrixProblem(base.A, base.Y, rho=base.rho, sigma=sigma)
@@ -486,7 +486,7 @@ def sm_convergence(ctx):
                     lr = min(1.0 / (2.0 * prob.L), math.sqrt(delta0 / (prob.L * prob.sigma ** 2 * T)))
                 sq = sm_run(prob, "sm-sgd" if method == "control" else method, T=T, lr=lr, W0=W0, rank=rank,
                             gap=gap, device=ctx.device,
-                            noise_generator=ctx.generator(f"noise/{method}/T{T}", s, device="cpu"))
+                            noise_generator=ctx.generator(f"noise/{method}/T{T}", s))
                 mins[s, j], avgs[s, j] = sq.min(), sq.mean()
                 rows.append({"method": method, "seed": s, "step": int(T), "horizon": int(T), "lr": lr,
                              "min_grad_sq": float(mins[s, j]), "avg_grad_sq": float(avgs[s, j])})

@@ -125,7 +125,7 @@ def moment_kappa_runs(ctx, *, eta: float, beta: float, steps: int, seeds: int, m
     out = np.empty((seeds, steps + 1))
     layer = None
     for s in range(seeds):
-        gen = ctx.generator(tag, s, device="cpu")
+        gen = ctx.generator(tag, s)
         layer = ReversibleLayer.random(m, n, N=3, generator=gen, lambda1=1.0, gap=0.5, spread=0.0)
         W0 = torch.randn(m, n, generator=gen, dtype=torch.float64)
         A = [a.numpy() for a in layer.A]
@@ -265,7 +265,7 @@ def _lemma32_variants(ctx, variants, kappa_of):
     bound = np.asarray(sumo_lemma32_bound(K, Iv))
     out = {}
     for name, (coeffs, normalize) in variants.items():
-        meas = lemma32_grid(ctx.generator("matrix", 0, device="cpu"), kappas=KAPPAS_32, steps=steps,
+        meas = lemma32_grid(ctx.generator("matrix", 0), kappas=KAPPAS_32, steps=steps,
                             kappa_of=kappa_of, coeffs=coeffs, normalize=normalize, m=m, n=n)
         out[name] = (meas, bound)
     return out, steps
@@ -465,7 +465,7 @@ def lemma32_corrected(ctx):
     spec, fro, rows = [], [], []
     for j, kind in enumerate(kinds):
         for norm, store, bnd in (("spectral", spec, b_spec), ("frobenius", fro, b_fro)):
-            meas = lemma32_grid(ctx.generator(f"matrix/{kind}", 0, device="cpu"), kappas=KAPPAS_32,
+            meas = lemma32_grid(ctx.generator(f"matrix/{kind}", 0), kappas=KAPPAS_32,
                                 steps=steps, kappa_of="input", coeffs="cubic", normalize="spectral", m=m, n=n,
                                 kind=kind, norm=norm)
             store.append(meas)
@@ -578,13 +578,13 @@ def lemma33(ctx):
     T = ctx.by_scale(quick=200, full=3000)
     mults = ctx.by_scale(quick=(0.0, 1.0, 4.0, 16.0), full=(0.0, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0))
     rows = []
-    gen = ctx.generator("moment", 0, device="cpu")
+    gen = ctx.generator("moment", 0)
     d5, dc = [], []
     for kappa in kappas:
         M = matrix_with_spectrum(_spectrum(kappa, k), m, n, gen)
         d5.append(ns_delta(M, steps=5, coeffs="muon", normalize="frobenius"))
         dc.append(ns_delta(M, steps=5, coeffs="cubic", normalize="spectral"))
-    Gm = torch.randn(m, n, generator=ctx.generator("gaussian", 0, device="cpu"), dtype=torch.float64)
+    Gm = torch.randn(m, n, generator=ctx.generator("gaussian", 0), dtype=torch.float64)
     gauss = {"quintic": ns_delta(Gm, steps=5, coeffs="muon"),
              "cubic": ns_delta(Gm, steps=5, coeffs="cubic", normalize="spectral")}
     for kappa, a, b in zip(kappas, d5, dc):
@@ -594,10 +594,10 @@ def lemma33(ctx):
                      "threshold": thr})
     # effect of delta on a Muon-type run
     prob = SmoothMatrixProblem.random(m=16, n=8, p=12, rho=0.5, sigma=0.1,
-                                      generator=ctx.generator("problem", 0, device="cpu"))
+                                      generator=ctx.generator("problem", 0))
     k_run = min(prob.m, prob.n)
     thr_run = sumo_delta_threshold(k_run)
-    R = float(prob.loss(prob.x0(ctx.generator("x0", 0, device="cpu")))) - prob.f_lower
+    R = float(prob.loss(prob.x0(ctx.generator("x0", 0)))) - prob.f_lower
     par = sumo_lemma33_step_size(R, prob.L, T, prob.m, 0.0, prob.sigma)
     avg = {}
     for kind in ("random", "adversarial"):
@@ -606,9 +606,9 @@ def lemma33(ctx):
             vals = []
             for s in range(seeds):
                 norms = muon_delta_run(prob, delta=delta, kind=kind, steps=T, eta=par["eta"], beta=par["beta"],
-                                       x0_generator=ctx.generator("x0", s, device="cpu"),
-                                       noise_generator=ctx.generator("noise", s, device="cpu"),
-                                       error_generator=ctx.generator(f"E/{kind}/{mult:g}", s, device="cpu"))
+                                       x0_generator=ctx.generator("x0", s),
+                                       noise_generator=ctx.generator("noise", s),
+                                       error_generator=ctx.generator(f"E/{kind}/{mult:g}", s))
                 vals.append(float(norms.mean()))
                 rows.append({"method": f"E-{kind}", "part": "rate", "seed": s, "step": T, "delta": delta,
                              "delta_over_threshold": mult, "avg_grad_norm": float(norms.mean()),
@@ -720,7 +720,7 @@ def remark37(ctx):
     ns5 = flops_ns(n, r, 5, degree=5)
     repeats = ctx.by_scale(quick=100, full=2000)
     rows, timing = [], {}
-    gen = ctx.generator("matrix", 0, device="cpu")
+    gen = ctx.generator("matrix", 0)
     for shape in ((n, r), (r, n)):
         A = torch.randn(*shape, generator=gen, dtype=torch.float32)
         t_svd = _median_time(lambda: polar(A), repeats)
@@ -807,7 +807,7 @@ def thm38(ctx):
     T_c = ctx.by_scale(quick=512, full=4096)
     n_eps = 8
     prob = SmoothMatrixProblem.random(m=16, n=8, p=12, rho=0.5, sigma=1.0,
-                                      generator=ctx.generator("problem", 0, device="cpu"))
+                                      generator=ctx.generator("problem", 0))
     lr0 = 1.0 / prob.L
     rank, gap = 4, 20
     ctx.config.update({"problem": "SmoothMatrixProblem.random(16, 8, 12, rho=0.5, sigma=1.0)", "L": prob.L,
@@ -819,10 +819,10 @@ def thm38(ctx):
     def runs(tag, power, n_seeds, steps, start):
         sq = np.empty((n_seeds, steps))
         for s in range(n_seeds):
-            W = torch.nn.Parameter(prob.x0(ctx.generator(f"{tag}/x0", s, device="cpu")))
+            W = torch.nn.Parameter(prob.x0(ctx.generator(f"{tag}/x0", s)))
             opt = subspace.make("sumo", [W], lr=lr0, rank=rank, update_gap=gap,
                                 seed=ctx.seed(f"{tag}/bases", s) % 2 ** 62)
-            noise = ctx.generator(f"{tag}/noise", s, device="cpu")
+            noise = ctx.generator(f"{tag}/noise", s)
             group = opt.param_groups[0]
             for t in range(steps):
                 group["lr"] = lr0 / (t + 1) ** power
@@ -941,13 +941,13 @@ def svd_vs_ns5(ctx):
     rank, gap = 8, 50
     sigma = 0.0
     prob = SmoothMatrixProblem.ill_conditioned(kappa, m=24, n=12, rho=0.0, sigma=sigma,
-                                               generator=ctx.generator("problem", 0, device="cpu"))
+                                               generator=ctx.generator("problem", 0))
     fstar = prob.f_lower
 
     def run(name, lr, tag, s):
         losses = _target_run(prob, name, lr, rank=rank, gap=gap, steps=T,
-                             x0_gen=ctx.generator(f"{tag}/x0", s, device="cpu"),
-                             noise_gen=ctx.generator(f"{tag}/noise", s, device="cpu"),
+                             x0_gen=ctx.generator(f"{tag}/x0", s),
+                             noise_gen=ctx.generator(f"{tag}/noise", s),
                              seed=ctx.seed(f"{tag}/bases/{name}", s) % 2 ** 62)
         target = fstar + TARGET_FRACTION * (losses[0] - fstar)
         hit = steps_to_target(losses, target)
@@ -1044,7 +1044,7 @@ def table1(ctx):
     for j, (m, n) in enumerate(shapes):
         f = table1_formulas(m, n, r)
         for name in methods:
-            gen = ctx.generator(f"grad/{name}", j, device="cpu")
+            gen = ctx.generator(f"grad/{name}", j)
             W = torch.nn.Parameter(torch.zeros(m, n, dtype=torch.float32))
             low_rank = {} if name == "adamw" else dict(rank=r, update_gap=2)  # AdamW reads neither
             opt = subspace.make(name, [W], lr=1e-3, seed=ctx.seed("bases", j) % 2 ** 62, **low_rank)
