@@ -6,6 +6,8 @@
     sublab probe llama ... --overwrite                    # replace the run in runs/tiny-galore
     torchrun --nproc_per_node 2 -m probes llama ...       # DDP (gloo on CPU, NCCL with --device cuda)
     torchrun --nproc_per_node 2 -m probes llama --fsdp ...   # FSDP2: fully_shard per layer, sharded checkpoints
+    sublab probe llama ... --fused-backward --state-bits 8 # memory modes: per-layer steps, 8-bit states
+    sublab probe llama --optimizer golore ... --factorized # W0 + B A: no m x n gradient between refreshes
     sublab probe roberta --size tiny --optimizer sumo --rank 4 --data glue/RTE --glue-task rte --out runs/rte
     sublab probe memory                                   # parameter + optimizer-state memory vs the papers (GiB)
 
@@ -92,6 +94,9 @@ def _training_options() -> argparse.ArgumentParser:
     sched.add_argument("--seq-len", type=b("seq_len", int), default=128,
                        help="LM sequence length / classification max length, tokens")
     sched.add_argument("--clip", type=b("clip", float), default=0.0, help="grad-norm clipping threshold (0: off)")
+    sched.add_argument("--clip-rule", choices=["global", "per-parameter"], default="global",
+                       help="global: clip_grad_norm_ over all gradients; per-parameter: each gradient G scaled by "
+                            "min(1, clip / ||G||_F) on its own (the only rule --fused-backward can apply)")
     sched.add_argument("--seed", type=int, default=0, help="seed of init, data split, batch order and bases")
     hw = p.add_argument_group("hardware")
     hw.add_argument("--device", default="cpu", help="cpu, cuda or cuda:<index>")
@@ -101,6 +106,27 @@ def _training_options() -> argparse.ArgumentParser:
                     help="shard weights, gradients and optimizer state with FSDP2 (fully_shard per decoder/encoder "
                          "layer and the root; under torchrun) instead of DDP; checkpoints are "
                          "torch.distributed.checkpoint folders that --resume reads at any world size")
+    mem = p.add_argument_group("memory modes (recorded in the run's configuration; --resume refuses a checkpoint "
+                               "of another mode)")
+    mem.add_argument("--fused-backward", action="store_true",
+                     help="per-layer weight updates: each parameter steps in its post-accumulate-grad hook and its "
+                          "gradient is freed at once (subspace.fuse_into_backward), every preset; with --grad-accum "
+                          "the step is taken once per accumulated batch; global --clip is refused (per-layer steps "
+                          "never hold every gradient): use --clip-rule per-parameter; under torchrun each hook "
+                          "all-reduces its gradient (no DDP wrapper); not with --fsdp or --factorized; same losses "
+                          "as the standard step, except presets with random draws (golore, sumo's randomized SVD) "
+                          "draw in backward order")
+    mem.add_argument("--factorized", action="store_true",
+                     help="factorized low-rank training: every low-rank Linear as W0 + B A with A the trainable "
+                          "r x n factor (subspace.factorize), so the m x n gradient is formed only at "
+                          "decomposition refreshes (never for golore); --optimizer galore, golore, sumo, sumo-ns5, "
+                          "galore-sgdm or golore-sgdm (sumo: with --opt complement_scale=0); default --selection "
+                          "only; not with --clip, --instrument-every, --fused-backward or --fsdp; the standard "
+                          "trajectory to float32 round-off; DDP all-reduces only the factors")
+    mem.add_argument("--state-bits", type=int, choices=(32, 8), default=32,
+                     help="optimizer-moment storage: 8 = block-wise 8-bit moments (subspace state_bits=8; the "
+                          "block size with --opt state_block=N), every preset and mode except --fsdp; give it "
+                          "here, not as --opt state_bits=8")
     data = p.add_argument_group("data")
     data.add_argument("--data", help="text/JSONL(.gz) file or folder (llama), GLUE folder (roberta) "
                       "(default: the embedded pydoc_data.topics corpus)")

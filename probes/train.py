@@ -138,6 +138,10 @@ class ProbeConfig:
     resume: bool | str = False           # True: out/checkpoint.pt; a path: that checkpoint
     overwrite: bool = False              # replace the run already in out (otherwise refused)
     fsdp: bool = False                   # shard with FSDP2 (fully_shard per layer) instead of DDP
+    fused_backward: bool = False         # memory mode: each parameter steps in its post-accumulate-grad hook
+    factorized: bool = False             # memory mode: projected Linears as W0 + B A (galore/golore/sumo family)
+    state_bits: int = 32                 # 32 | 8: block-wise 8-bit optimizer moments (subspace state_bits)
+    clip_rule: str = "global"            # global (clip_grad_norm_) | per-parameter (each gradient on its own)
     quiet: bool = False
 
     def to_dict(self) -> dict:
@@ -151,6 +155,12 @@ class ProbeConfig:
                   "fsdp"):
             d.pop(k)
         return d
+
+    @property
+    def memory_mode(self) -> str:
+        """``standard``, ``fused-backward`` or ``factorized``, with ``+8-bit`` for 8-bit states."""
+        base = "fused-backward" if self.fused_backward else "factorized" if self.factorized else "standard"
+        return base + ("+8-bit" if self.state_bits == 8 else "")
 
 
 # ----------------------------------------------------------------------------------------------- helpers
@@ -269,12 +279,39 @@ def build_model(cfg: ProbeConfig, data, device, dtype):
                          bos_token_id=data.tokenizer.bos_id, eos_token_id=data.tokenizer.eos_id, **extra)
 
 
-def make_optimizer(cfg: ProbeConfig, model) -> torch.optim.Optimizer:
-    """The one place the optimizer is chosen: ``subspace.make`` on ``selection_groups(model, cfg.selection)``."""
+#: Presets the factorized form W0 + B A serves (``subspace.factorized``: a refreshed projector, no complement
+#: term, no Subset-Norm preconditioner); sumo and sumo-ns5 need ``complement_scale=0``.
+FACTORIZABLE = ("galore", "golore", "sumo", "sumo-ns5", "galore-sgdm", "golore-sgdm")
+
+
+def _hparams(cfg: ProbeConfig) -> dict:
+    """The preset keywords of ``cfg`` (method keys, ``opt_kwargs``, ``state_bits``), as ``subspace.make`` takes them."""
     hp = {k: getattr(cfg, k) for k in _METHOD_KEYS if getattr(cfg, k) is not None}
     hp.update(cfg.opt_kwargs)
+    if cfg.state_bits != 32:
+        hp["state_bits"] = cfg.state_bits
     if cfg.optimizer.startswith("golore") and "golore_fraction" in hp:
         hp.setdefault("total_steps", cfg.steps)
+    return hp
+
+
+def prepare_model(cfg: ProbeConfig, model):
+    """The model transform of the memory mode, before any wrapping: ``factorized`` rewrites every low-rank
+    ``nn.Linear`` as ``subspace.FactorizedLinear`` (W0 frozen, factor trainable, basis a buffer); otherwise the
+    model itself."""
+    if not cfg.factorized:
+        return model
+    return subspace.factorize(model, cfg.optimizer, mode=cfg.mode, lr=cfg.lr, **_hparams(cfg))
+
+
+def make_optimizer(cfg: ProbeConfig, model, process_group=None) -> torch.optim.Optimizer:
+    """The one place the optimizer is chosen: ``subspace.make`` on ``selection_groups(model, cfg.selection)``, or,
+    with ``factorized``, ``subspace.FactorizedOptimizer`` on the :func:`prepare_model`-ed model (the core's default
+    groups; ``process_group``: the DDP group a refresh step's full gradient is averaged over)."""
+    hp = _hparams(cfg)
+    if cfg.factorized:
+        return subspace.FactorizedOptimizer(model, cfg.optimizer, lr=cfg.lr, seed=cfg.seed, mode=cfg.mode,
+                                            process_group=process_group, **hp)
     return subspace.make(cfg.optimizer, selection_groups(model, cfg.selection), lr=cfg.lr, seed=cfg.seed,
                          mode=cfg.mode, **hp)
 
@@ -438,12 +475,18 @@ class _Replicated:
         """Context of one micro-batch's forward and backward; ``sync``: the last micro-batch of the step."""
         return contextlib.nullcontext()
 
-    def grad_norm(self, params, clip: float) -> float:
-        """The global gradient norm before clipping (clipped in place to ``clip`` when > 0)."""
-        if clip > 0:
+    def grad_norm(self, params, clip: float, rule: str = "global") -> float:
+        """The global gradient norm before clipping; with ``clip`` > 0 the gradients are clipped in place: the
+        global rule scales all of them by min(1, clip / norm) (``clip_grad_norm_``), the per-parameter rule scales
+        each G by min(1, clip / (||G||_F + 1e-6)) on its own (``subspace.fuse_into_backward``'s ``clip_norm``)."""
+        if clip > 0 and rule == "global":
             return float(torch.nn.utils.clip_grad_norm_(params, clip))
-        return float(torch.linalg.vector_norm(torch.stack(
-            [torch.linalg.vector_norm(p.grad.detach().float()) for p in params if p.grad is not None])))
+        grads = [p.grad for p in params if p.grad is not None]
+        norms = [torch.linalg.vector_norm(g.detach().float()) for g in grads]
+        if clip > 0:
+            for g, norm in zip(grads, norms):
+                g.mul_((clip / (norm + 1e-6)).clamp(max=1.0).to(g.dtype))
+        return float(torch.linalg.vector_norm(torch.stack(norms)))
 
     def whole_layer(self, p, state: dict):
         """(parameter, optimizer state) of an instrumented layer as whole tensors (for ``layer_report``)."""
@@ -466,7 +509,8 @@ class _DDP(_Replicated):
     def wrap(self, run) -> torch.nn.Module:
         from torch.nn.parallel import DistributedDataParallel as DDP
 
-        return DDP(run.model, device_ids=[run.device.index] if run.device.type == "cuda" else None)
+        return DDP(run.model, device_ids=[run.device.index] if run.device.type == "cuda" else None,
+                   **run.mode.ddp_options)
 
     def accumulate(self, net, sync: bool):
         return contextlib.nullcontext() if sync else net.no_sync()
@@ -507,7 +551,7 @@ class _FSDP:
         finally:
             net.set_requires_gradient_sync(True)
 
-    def grad_norm(self, params, clip: float) -> float:
+    def grad_norm(self, params, clip: float, rule: str = "global") -> float:
         import torch.distributed as dist
 
         grads = [local(p.grad).detach() for p in params if p.grad is not None]
@@ -536,6 +580,106 @@ class _FSDP:
     def load_whole(self, run, ck: dict, path) -> None:
         raise ValueError(f"{path}: a one-file (single-process or DDP) checkpoint cannot be resumed with fsdp; "
                          f"resume it without --fsdp, or start the sharded run anew")
+
+
+class _FusedAllReduce(_Replicated):
+    """Data parallel for the fused-backward mode: whole replicas without a DDP wrapper (its reducer would run after
+    the hooks stepped); each parameter's hook all-reduces and averages its own gradient over the default group
+    before stepping, once per optimizer step; rank 0 checkpoints."""
+    name = "ddp-fused"
+
+
+# ----------------------------------------------------------------------------------------------- memory modes
+class _Standard:
+    """Memory mode ``standard``: backward fills every gradient, ``optimizer.step()`` then updates all parameters.
+
+    A memory mode is the second small object of a run (beside the strategy): it transforms the model before the
+    strategy wraps it (``prepare``), builds the optimizer (``build``), says which data-parallel strategy serves it
+    (``ddp_strategy``) and with which DDP options, adds its own context to each micro-batch (``accumulate``) and
+    measures the gradient norm (``grad_norm``)."""
+    name = "standard"
+    ddp_strategy = _DDP
+    ddp_options: dict = {}
+    #: What a non-finite gradient or loss leaves behind (the stop message).
+    nonfinite_detail = "run stopped before updating the weights"
+
+    def prepare(self, run) -> None:
+        """Before the strategy wraps ``run.model``."""
+
+    def build(self, run) -> torch.optim.Optimizer:
+        """The optimizer, on the model as the strategy left it."""
+        return make_optimizer(run.cfg, run.model)
+
+    def accumulate(self, sync: bool):
+        """Context of one micro-batch's forward and backward (inside the strategy's); ``sync``: the last one."""
+        return contextlib.nullcontext()
+
+    def grad_norm(self, run) -> float:
+        """The gradient norm of the step (clipping as the configuration says)."""
+        return run.strategy.grad_norm(run.params, run.cfg.clip, run.cfg.clip_rule)
+
+
+class _FusedBackward(_Standard):
+    """Memory mode ``fused-backward`` (``subspace.fuse_into_backward``): each parameter steps in its
+    post-accumulate-grad hook as its gradient of the last micro-batch completes, and the gradient is freed at once;
+    the earlier micro-batches run inside ``accumulating()`` (gradients add up, no step), so the step is taken once
+    per accumulated batch, on the same summed gradient as the standard step. ``optimizer.step()`` is then a no-op
+    that keeps the schedule's count (the optimizer time rows measure it; the update time is inside backward).
+    Clipping: per parameter only (``clip_rule="per-parameter"``, the hooks' ``clip_norm``). The gradient norm is
+    measured by a hook that runs before each stepping hook (one process; under data parallel the hooks see the
+    local gradient before their all-reduce, so the norm is not reported: NaN)."""
+    name = "fused-backward"
+    ddp_strategy = _FusedAllReduce
+    nonfinite_detail = ("run stopped; the parameters whose gradients completed before the non-finite one in that "
+                        "backward were updated (fused backward), the checkpoint is from before that step")
+
+    def build(self, run) -> torch.optim.Optimizer:
+        opt = make_optimizer(run.cfg, run.model)
+        self._measuring, self._norms = False, []
+        for p in run.model.parameters():   # registered first, so each runs before the stepping hook of p
+            if p.requires_grad:
+                p.register_post_accumulate_grad_hook(self._measure)
+        self.hooks = subspace.fuse_into_backward(opt, run.model, clip_norm=run.cfg.clip or None)
+        return opt
+
+    def _measure(self, p: torch.Tensor) -> None:
+        if self._measuring:
+            self._norms.append(torch.linalg.vector_norm(p.grad.detach().float()))
+
+    def accumulate(self, sync: bool):
+        self._measuring = sync
+        return contextlib.nullcontext() if sync else self.hooks.accumulating()
+
+    def grad_norm(self, run) -> float:
+        norms, self._norms = self._norms, []
+        if run.world > 1 or not norms:
+            return math.nan
+        return float(torch.linalg.vector_norm(torch.stack(norms)))
+
+
+class _Factorized(_Standard):
+    """Memory mode ``factorized`` (``subspace.factorize`` + ``subspace.FactorizedOptimizer``): every low-rank
+    ``nn.Linear`` is W0 + B A before the strategy wraps the model; W0 (frozen), the factor A and the basis B are in
+    the model's state, the factor's optimizer state is the standard state of its W (basis, moments, step). Under DDP
+    only the factors and dense parameters are all-reduced (buffers are not broadcast: the bases agree by
+    construction); a refresh step's full gradient is averaged over the default group by the optimizer. The
+    gradient norm is that of the factors' gradients (Q^T G) and the dense ones, not of the full gradient."""
+    name = "factorized"
+    ddp_options = {"broadcast_buffers": False}
+
+    def prepare(self, run) -> None:
+        run.model = prepare_model(run.cfg, run.model)
+
+    def build(self, run) -> torch.optim.Optimizer:
+        group = None
+        if run.distributed:
+            import torch.distributed as dist
+            group = dist.group.WORLD
+        return make_optimizer(run.cfg, run.model, process_group=group)
+
+
+def _memory_mode(cfg: ProbeConfig) -> _Standard:
+    return (_FusedBackward if cfg.fused_backward else _Factorized if cfg.factorized else _Standard)()
 
 
 class _ProbeRun:
@@ -593,12 +737,16 @@ class _ProbeRun:
             _truncate_rows(out / ROWS, self.start)
 
     def distribute(self) -> None:
-        """Choose the strategy (one process, DDP or FSDP2), let it wrap the model, then build the optimizer (on the
-        parameters as the strategy leaves them: DTensors under FSDP2) and the schedule."""
+        """Choose the memory mode (standard, fused backward, factorized) and the strategy (one process, DDP or
+        FSDP2; the mode says which data-parallel strategy serves it), let the mode transform the model and the
+        strategy wrap it, then let the mode build the optimizer (on the parameters as the strategy leaves them:
+        DTensors under FSDP2) and build the schedule."""
         cfg = self.cfg
-        self.strategy = (_FSDP if cfg.fsdp else _DDP if self.distributed else _Replicated)()
+        self.mode = _memory_mode(cfg)
+        self.strategy = (_FSDP if cfg.fsdp else self.mode.ddp_strategy if self.distributed else _Replicated)()
+        self.mode.prepare(self)
         self.net = self.strategy.wrap(self)
-        self.optimizer = make_optimizer(cfg, self.model)
+        self.optimizer = self.mode.build(self)
         warmup = cfg.warmup if cfg.warmup is not None else cfg.steps // 10
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda s: lr_factor(s, cfg.steps, warmup, cfg.min_lr_ratio))
@@ -617,7 +765,7 @@ class _ProbeRun:
         self.t_run = time.perf_counter()
         self.log(f"probe {cfg.model}-{cfg.size} {cfg.optimizer} | {sum(p.numel() for p in self.params):,} params | "
                  f"{self.data.n_train} train / {self.data.n_val} val examples | world {self.world} "
-                 f"({self.strategy.name}) | "
+                 f"({self.strategy.name}) | mode {cfg.memory_mode} | "
                  f"steps {self.start}->{cfg.steps}")
 
     def log(self, msg: str) -> None:
@@ -630,10 +778,13 @@ class _ProbeRun:
         cfg, device = self.cfg, self.device
         _sync(device)
         t0 = time.perf_counter()
-        loss_val, ntok = self._forward_backward(step)
+        try:
+            loss_val, ntok = self._forward_backward(step)
+        except FloatingPointError as exc:   # the screen of a mode that steps inside backward
+            raise NonFiniteLoss(f"non-finite gradient at step {step} ({exc})") from exc
         if not math.isfinite(loss_val):
             raise NonFiniteLoss(f"non-finite loss ({loss_val}) at step {step}")
-        gnorm = self.strategy.grad_norm(self.params, cfg.clip)
+        gnorm = self.mode.grad_norm(self)
         lr_now = self.optimizer.param_groups[0]["lr"]
         t_step = time.perf_counter()
         try:
@@ -663,7 +814,8 @@ class _ProbeRun:
         for j in range(cfg.grad_accum):
             b = {k: v.to(device) for k, v in self.data.train_batch(idx[j * micro:(j + 1) * micro]).items()}
             ntok += int(b["attention_mask"].sum()) if "attention_mask" in b else b["input_ids"].numel()
-            with self.strategy.accumulate(self.net, sync=j == cfg.grad_accum - 1):
+            last = j == cfg.grad_accum - 1
+            with self.strategy.accumulate(self.net, sync=last), self.mode.accumulate(sync=last):
                 loss = self.net(**b).loss
                 (loss / cfg.grad_accum).backward()
             loss_acc += loss.detach().double() / cfg.grad_accum
@@ -759,7 +911,7 @@ class _ProbeRun:
         message."""
         where = (f"the last checkpoint, {ckpt.checkpoint_path(self.out)}, holds step {self.last_good}"
                  if self.last_good is not None else "no checkpoint had been written yet")
-        detail = "run stopped before updating the weights" if kind == "nonfinite" else "run stopped"
+        detail = self.mode.nonfinite_detail if kind == "nonfinite" else "run stopped"
         message = f"{reason}; {detail}; {where}"
         self.log("ERROR: " + message if kind == "nonfinite" else message)
         self.rows.write("stop", len(self.history["loss"]), kind, message)
@@ -805,7 +957,7 @@ class _ProbeRun:
     def _summary(self, status: str, message: str, steps_done: int, evals: dict) -> dict:
         wall = time.perf_counter() - self.t_run
         losses = self.history["loss"]
-        return {"status": status, "message": message, "steps_done": steps_done,
+        return {"status": status, "message": message, "steps_done": steps_done, "memory_mode": self.cfg.memory_mode,
                 "final_loss": losses[-1] if losses else None, "eval": evals, "world_size": self.world,
                 "tokens_per_s": self.tokens_seen / wall if wall > 0 else None, "wall_s": wall,
                 "optimizer_time_refresh_s": _mean(self.times["refresh"]),
@@ -839,11 +991,62 @@ def _validate(cfg: ProbeConfig) -> None:
         raise ValueError(f"optimizer={cfg.optimizer!r} is unknown; allowed: {subspace.available()}")
     if cfg.model == "llama" and cfg.dropout is not None:
         raise ValueError("dropout applies to model='roberta' only (the LLaMA probes have no dropout)")
+    _validate_memory_mode(cfg)
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if cfg.batch_size % (world * cfg.grad_accum):
         raise ValueError(f"batch_size={cfg.batch_size} is invalid; allowed: a multiple of world size x grad_accum "
                          f"= {world} x {cfg.grad_accum}")
     check_device(cfg.device)
+
+
+def _validate_memory_mode(cfg: ProbeConfig) -> None:
+    """The memory-mode fields and their combinations (each message names the fields and their flags)."""
+    if cfg.state_bits not in (32, 8):
+        raise ValueError(f"state_bits={cfg.state_bits!r} (--state-bits) is invalid; allowed: 32, 8")
+    if "state_bits" in cfg.opt_kwargs:
+        raise ValueError("give 8-bit states with state_bits (--state-bits 8), not opt_kwargs (--opt state_bits=...): "
+                         "the run records the memory mode from state_bits")
+    if cfg.clip_rule not in ("global", "per-parameter"):
+        raise ValueError(f"clip_rule={cfg.clip_rule!r} (--clip-rule) is invalid; allowed: global, per-parameter")
+    if cfg.fused_backward and cfg.factorized:
+        raise ValueError("fused_backward (--fused-backward) and factorized (--factorized) exclude each other: the "
+                         "factorized optimizer cannot step from backward hooks (a factor's hook can fire before a "
+                         "refresh step's full gradient is complete)")
+    if cfg.fused_backward and cfg.clip > 0 and cfg.clip_rule == "global":
+        raise ValueError(f"clip={cfg.clip} (--clip) with the global rule cannot be combined with fused_backward "
+                         "(--fused-backward): a global gradient norm needs every gradient before the first "
+                         "parameter steps; clip each parameter's gradient on its own with clip_rule='per-parameter' "
+                         "(--clip-rule per-parameter), or drop --clip")
+    if cfg.factorized:
+        if cfg.optimizer not in FACTORIZABLE:
+            raise ValueError(f"factorized (--factorized) is invalid with optimizer={cfg.optimizer!r} (--optimizer); "
+                             f"allowed: {', '.join(FACTORIZABLE)} (a refreshed projector, no complement term)")
+        if cfg.optimizer.startswith("sumo") and cfg.opt_kwargs.get("complement_scale", 1.0) != 0:
+            raise ValueError(f"factorized (--factorized) with optimizer={cfg.optimizer!r} needs the complement term "
+                             "off: opt_kwargs complement_scale=0 (--opt complement_scale=0); the complement "
+                             "(I - Q Q^T) G needs the full gradient at every step")
+        if cfg.selection != "default":
+            raise ValueError(f"factorized (--factorized) is invalid with selection={cfg.selection!r} "
+                             "(--selection); allowed: default (the core's param_groups choose the layers)")
+        if cfg.clip > 0:
+            raise ValueError(f"clip={cfg.clip} (--clip) cannot be combined with factorized (--factorized): the "
+                             "factors' gradients are Q^T G, so their norm is not the full gradient's and clipping "
+                             "would leave the standard trajectory")
+        if cfg.instrument_every:
+            raise ValueError("instrument_every (--instrument-every) cannot be combined with factorized "
+                             "(--factorized): the layer instruments read the full m x n gradient and weight, which "
+                             "the factorized form does not hold")
+    if cfg.fsdp:
+        for name, flag, on in (("fused_backward", "--fused-backward", cfg.fused_backward),
+                               ("factorized", "--factorized", cfg.factorized),
+                               ("state_bits=8", "--state-bits 8", cfg.state_bits == 8),
+                               ("clip_rule='per-parameter'", "--clip-rule per-parameter",
+                                cfg.clip > 0 and cfg.clip_rule == "per-parameter")):
+            if on:
+                raise ValueError(f"{name} ({flag}) is not supported with fsdp (--fsdp): the core steps FSDP2 "
+                                 "shards in optimizer.step() only (no per-parameter hooks on sharded gradients, no "
+                                 "factorized or 8-bit DTensor states yet); run it without --fsdp (DDP under "
+                                 "torchrun, or one process)")
 
 
 def _mean(xs: list) -> float | None:
