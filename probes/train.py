@@ -45,6 +45,31 @@ The strategy (one process, DDP or FSDP2) is a small object chosen by ``_ProbeRun
 (:class:`_Replicated`, :class:`_DDP`, :class:`_FSDP`): it wraps the model, switches gradient synchronisation off
 between micro-batches, measures the gradient norm, gathers instrumented layers and reads and writes the model and
 optimizer part of a checkpoint; the loop has no branch on it.
+
+Memory modes (``memory_mode`` in the summary; part of the configuration a resumed run must share): a second small
+object chosen in ``distribute`` (:class:`_Standard`, :class:`_FusedBackward`, :class:`_Factorized`) transforms the
+model before the strategy wraps it, builds the optimizer, names the data-parallel strategy that serves it, adds its
+context to each micro-batch and measures the gradient norm.
+
+* ``fused_backward`` (``--fused-backward``): ``subspace.fuse_into_backward``, each parameter steps in its
+  post-accumulate-grad hook and its gradient is freed at once; with ``grad_accum`` the earlier micro-batches only
+  accumulate, so one step per accumulated batch on the standard step's summed gradient (the same losses, exactly
+  for deterministic presets; golore's random bases and sumo's randomized SVD draw in backward order). Global
+  clipping is refused; ``clip_rule="per-parameter"`` clips each gradient on its own (the same rule is available
+  in the standard step, so the two modes compare). Under torchrun the hooks all-reduce each gradient (no DDP
+  wrapper, strategy ``ddp-fused``); the gradient norm is then not reported (NaN). A non-finite gradient stops the
+  run; parameters whose gradients completed earlier in that backward were updated (the core's documented rule),
+  the checkpoint on disk is from before that step.
+* ``factorized`` (``--factorized``): ``subspace.factorize`` + ``subspace.FactorizedOptimizer`` for galore, golore,
+  sumo (``complement_scale=0``) and their variants (``FACTORIZABLE``): W0, the factors and the bases live in the
+  model's state dict, the factors' optimizer state is the standard state of their W; the standard trajectory to
+  float32 round-off. Under DDP only the factors and dense parameters are all-reduced. Not with clipping (the
+  factors' gradient norm is not the full gradient's), layer instruments, other selections or fsdp.
+* ``state_bits=8`` (``--state-bits 8``): block-wise 8-bit moments (``subspace.quantize``), with either mode above;
+  close to, not equal to, the float run.
+
+None of them runs under ``fsdp`` yet (the core steps FSDP2 shards only in ``optimizer.step()`` and has no 8-bit
+or factorized DTensor state); the combination is refused before any work.
 """
 from __future__ import annotations
 
