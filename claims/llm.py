@@ -188,7 +188,7 @@ _FIG1 = dict(
 _FIG1_FIXED = dict(optimizer="galore", scale=2.0, update_gap=10_000, num_topics=4, dropout=0.0)
 
 
-@claim(id="sumo.fig1", kind="reading", paper="SUMO", source="SUMO (Refael et al. 2025), Fig. 1(a)-(b) and §3",
+@claim(id="sumo.fig1", gpu_at_full=True, kind="reading", paper="SUMO", source="SUMO (Refael et al. 2025), Fig. 1(a)-(b) and §3",
        statement="During GaLore fine-tuning of a RoBERTa classifier the projected first moment M (r x n) becomes "
                  "ill-conditioned: kappa(M M^T) grows with the training step (Fig. 1a, red line at 10) and the "
                  "singular values of M decay (Fig. 1b, step 100).")
@@ -448,7 +448,7 @@ def _draw_rank(rows, title: str):
     return fig
 
 
-@claim(id="galore.low-rank-gradients", kind="reading", paper="GaLore", source="GaLore (Zhao et al. 2024), §3.2, Lemma 3.3",
+@claim(id="galore.low-rank-gradients", gpu_at_full=True, kind="reading", paper="GaLore", source="GaLore (Zhao et al. 2024), §3.2, Lemma 3.3",
        statement="The gradient of LLaMA weight matrices becomes low-rank during training: its stable rank "
                  "sr(G_t) = ||G_t||_F^2 / ||G_t||_2^2 falls (Lemma 3.3: sr(G_t) <= sr(G_par) + decaying term).")
 def low_rank_gradients(ctx):
@@ -482,7 +482,7 @@ def _draw_low_rank_gradients(rows):
     return _draw_rank(rows, "gradient stable rank, AdamW on LLaMA")
 
 
-@claim(id="sumo.moment-rank", kind="reading", paper="SUMO", source="SUMO (Refael et al. 2025), Lemma 3.1 (App. Lemma A.1)",
+@claim(id="sumo.moment-rank", gpu_at_full=True, kind="reading", paper="SUMO", source="SUMO (Refael et al. 2025), Lemma 3.1 (App. Lemma A.1)",
        statement="The first moment M_t = beta M_{t-1} + G_t of LLaMA weight matrices becomes low-rank during "
                  "training: kappa_M(t) = 1 - s_1^2/||M_t||_F^2 = 1 - 1/sr(M_t) decays, i.e. the stable rank "
                  "sr(M_t) falls.")
@@ -530,7 +530,7 @@ _FIG2_METHODS = {
 TARGET_FRACTION = 0.1
 
 
-@claim(id="sumo.fig2", kind="reading", paper="SUMO", source="SUMO (Refael et al. 2025), Fig. 2 and README (~1.6x speed-up)",
+@claim(id="sumo.fig2", gpu_at_full=True, kind="reading", paper="SUMO", source="SUMO (Refael et al. 2025), Fig. 2 and README (~1.6x speed-up)",
        statement="SUMO with exact SVD orthogonalization reaches a given loss in fewer optimization steps than "
                  "SUMO with Newton-Schulz5 and than GaLore (about 1.6x faster on QNLI).")
 def fig2(ctx):

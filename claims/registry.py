@@ -94,6 +94,7 @@ class Claim:
     draw: Callable[[list], Any] | None = None
     gallery: bool = True
     module: str = ""
+    gpu_at_full: bool = False
 
     @property
     def doc(self) -> str:
@@ -104,13 +105,15 @@ class Claim:
 
 
 def claim(*, id: str, paper: str, statement: str, source: str, kind: str,
-          figure: Callable[[list], Any] | None = None, gallery: bool = True):
+          figure: Callable[[list], Any] | None = None, gallery: bool = True, gpu_at_full: bool = False):
     """Register ``fn(ctx) -> Outcome`` as a claim of the given ``kind`` (one of :data:`KINDS`).  Returns ``fn``
     unchanged except for two attributes:
     ``fn.claim`` (the :class:`Claim`) and ``fn.figure`` (a decorator registering ``draw(rows) -> Figure``).
 
     ``figure=draw`` is the same as decorating ``draw`` with ``@fn.figure``.  ``gallery=False`` keeps the
-    figure out of the committed gallery (``sublab figures --gallery``).
+    figure out of the committed gallery (``sublab figures --gallery``). ``gpu_at_full=True`` marks a claim whose
+    full scale needs a GPU (hours on a CPU): ``sublab verify --scale full`` on the CPU leaves it out unless
+    ``--only`` names it.
     """
     if not isinstance(id, str) or not _ID_RE.match(id):
         raise ValueError(f"claim id {id!r} must match {_ID_RE.pattern} (e.g. 'golore.lemma5')")
@@ -124,7 +127,7 @@ def claim(*, id: str, paper: str, statement: str, source: str, kind: str,
         if not callable(fn):
             raise TypeError(f"@claim({id!r}) must decorate a function fn(ctx) -> Outcome")
         c = Claim(id=id, paper=paper, statement=" ".join(statement.split()), source=source, fn=fn, kind=kind,
-                  draw=figure, gallery=gallery, module=getattr(fn, "__module__", "") or "")
+                  draw=figure, gallery=gallery, module=getattr(fn, "__module__", "") or "", gpu_at_full=gpu_at_full)
 
         def register_figure(draw):
             if not callable(draw):

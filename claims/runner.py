@@ -206,6 +206,7 @@ class RunSummary:
     json_path: Path | None = None
     ran: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    needs_gpu: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     import_errors: dict = field(default_factory=dict)
     elapsed_s: float = 0.0
@@ -247,6 +248,8 @@ def run(claims: Registry | Iterable | None = None, *, scale: str = "quick", only
     summary lists this run's claims. The folder is locked for the run (``records.lock_folder``); ``out`` and
     ``json_path`` are checked writable before any claim runs. ``seed_family`` reseeds every draw
     (``Context.seed_family``); a folder holds one family (``--resume`` never takes another family's record).
+    At full scale on the CPU, claims marked ``gpu_at_full`` are left out (listed in ``summary.needs_gpu``) unless
+    ``only`` selects.
     Raises NoMatchError (a pattern of ``only`` matches no claim), DeviceError, ValueError (bad scale, an output
     that cannot be written), records.FolderBusy (another run holds ``out``), KeyboardInterrupt.
     """
@@ -257,6 +260,8 @@ def run(claims: Registry | Iterable | None = None, *, scale: str = "quick", only
     registry = claims if isinstance(claims, Registry) else (
         default_registry() if claims is None else Registry(claims))
     selected = select_each(registry, only)
+    needs_gpu = [c.id for c in selected if scale == "full" and device == "cpu" and c.gpu_at_full and only is None]
+    selected = [c for c in selected if c.id not in needs_gpu]
     if not isinstance(seed_family, int) or isinstance(seed_family, bool) or seed_family < 0:
         raise ValueError(f"--seed-family={seed_family!r} is invalid; allowed: an integer >= 0")
     out = Path(out) if out is not None else default_out(scale, seed_family)
@@ -268,12 +273,16 @@ def run(claims: Registry | Iterable | None = None, *, scale: str = "quick", only
         env["results"] = str(out)  # figure paths in records are relative to this folder
         env["seed_family"] = seed_family
         prog = _Progress(stream)
-        summary = RunSummary(out=out, records=[], environment=env, import_errors=dict(registry.import_errors))
+        summary = RunSummary(out=out, records=[], environment=env, import_errors=dict(registry.import_errors),
+                             needs_gpu=needs_gpu)
         for mod, tb in registry.import_errors.items():
             last = tb.strip().splitlines()[-1] if tb.strip() else ""
             prog.write(f"warning: could not import {mod}: {last}")
         prog.write(f"sublab verify: {len(selected)} claim(s), scale={scale}, seed family {seed_family}, "
                    f"device={device} -> {out}")
+        if needs_gpu:
+            prog.write(f"not run: {len(needs_gpu)} claim(s) whose full scale needs a GPU (--device cuda, or name them "
+                       f"with --only to run them here): {', '.join(needs_gpu)}")
         t_run = time.perf_counter()
         width = max([len(c.id) for c in selected] + [10])
         nd = len(str(len(selected)))
@@ -403,6 +412,8 @@ def _print_summary(prog: _Progress, summary: RunSummary) -> None:
     prog.write(f"done in {summary.elapsed_s:.1f} s: " + ", ".join(f"{n} {v}" for v, n in counts.items())
                + (f" ({len(summary.errors)} raised)" if summary.errors else "")
                + (f", {len(summary.skipped)} resumed" if summary.skipped else ""))
+    if summary.needs_gpu:
+        prog.write(f"not run (full scale needs a GPU): {', '.join(summary.needs_gpu)}")
     prog.write(f"report: {summary.report}" + (f"   json: {summary.json_path}" if summary.json_path else ""))
 
 

@@ -439,3 +439,15 @@ def test_plotting_style_and_colours(tmp_path):
     st = P.series_stats([{"method": "a", "seed": s, "step": t, "y": t + s} for s in range(3) for t in range(4)],
                         x="step", y="y")
     assert np.allclose(st["a"][1], [1, 2, 3, 4])
+
+
+def test_full_scale_on_the_cpu_leaves_out_gpu_claims_unless_named(tmp_path):
+    calls = []
+    cpu, gpu = make_claim("toy.cpu", calls=calls), make_claim("toy.gpu", calls=calls)
+    gpu.claim.gpu_at_full = True
+    s = runner.run([cpu, gpu], scale="full", out=tmp_path / "a", stream=None)
+    assert calls == ["toy.cpu"] and s.needs_gpu == ["toy.gpu"] and s.ran == ["toy.cpu"]
+    s = runner.run([cpu, gpu], scale="full", out=tmp_path / "b", only="toy.gpu", stream=None)
+    assert calls[-1] == "toy.gpu" and s.needs_gpu == []
+    s = runner.run([cpu, gpu], scale="quick", out=tmp_path / "c", stream=None)
+    assert s.needs_gpu == [] and calls[-2:] == ["toy.cpu", "toy.gpu"]
