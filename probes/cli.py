@@ -172,7 +172,9 @@ def _memory_options(p: argparse.ArgumentParser) -> None:
     from .memory import MODES
 
     p.add_argument("--modes", nargs="+", choices=MODES, default=["standard"], metavar="MODE",
-                   help=f"weight-update modes, of {', '.join(MODES)} (per-layer: gradients freed as they complete)")
+                   help=f"weight-update modes, of {', '.join(MODES)} (per-layer: gradients freed as they complete; "
+                        "factorized: W0 + B A, its r x max(m, n) factor's gradient instead of m x n, for the "
+                        "galore/golore/sumo families only: other methods get no factorized row)")
     p.add_argument("--state-bits", nargs="+", type=int, choices=(32, 8), default=[32], metavar="BITS",
                    help="optimizer-moment storage, of 32, 8")
     p.add_argument("--batch", type=integer(1), default=1, help="batch size of the activation column")

@@ -22,7 +22,16 @@ Training memory (``train_total_gib``) adds the two columns a real run also holds
 
 * gradients: ``mode="standard"`` keeps every parameter's gradient until the step (P elements);
   ``mode="per-layer"`` steps each parameter from its post-accumulate-grad hook and frees its gradient at once
-  (``subspace.fuse_into_backward``), counted as the largest single gradient (the one alive at a time).
+  (``subspace.fuse_into_backward``), counted as the largest single gradient (the one alive at a time);
+  ``mode="factorized"`` (``subspace.factorize``, for ``FACTORIZABLE`` methods) writes each compressed m x n matrix
+  as W0 + B A: the trainable factor A is r x max(m, n) (the projected side is the shorter one), so between refreshes
+  the gradients are the dense parameters' plus r max(m, n) per compressed matrix; a decomposition refresh step
+  (galore, sumo: SVD of G) also forms every compressed matrix's full gradient (``grads_refresh_gib``; golore's
+  random bases never do).
+* factorized weights (``factor_gib``): beside W0 (the m x n weight, counted in ``params_gib``), each compressed
+  matrix holds A (r x max(m, n)) and the basis buffer B (min(m, n) x r; the optimizer's state keeps its own copy,
+  counted in the states), and the forward keeps one r-vector per token per compressed matrix for backward
+  (added to the activations: x A^T or x B, b s r elements).
 * activations (``ACTIVATION_MODEL``): bytes per token per layer of a LLaMA block with 16-bit activations, no
   recomputation, no dropout and the attention scores materialized (after Korthikanti et al. 2022 §4.1, with
   SwiGLU and RMSNorm): attention 10 h + 2 a s (QKV input 2h, Q and K 4h, softmax output 2 a s, V 2h, output
@@ -40,7 +49,7 @@ import subspace
 
 from .models import build_llama, selection_groups
 
-__all__ = ["UNIT", "SIZES", "RANKS", "PAPER_COLUMNS", "MODES", "ACTIVATION_MODEL", "GALORE_7B", "activation_bytes",
+__all__ = ["UNIT", "SIZES", "RANKS", "PAPER_COLUMNS", "MODES", "FACTORIZABLE", "ACTIVATION_MODEL", "GALORE_7B", "activation_bytes",
            "memory_row", "memory_table", "format_table", "galore_7b_budget", "seed_accounting", "format_budget"]
 
 UNIT = 2 ** 30
@@ -67,7 +76,10 @@ _paper("SN-SM README", "adam-sn", "all-linear", "states", {"1b": 2.62})
 _paper("SN-SM README", "adam-snsm", "all-linear", "states", {"1b": 0.84})
 
 _NO_RANK = {"adamw", "muon", "adam-sn"}
-MODES = ("standard", "per-layer")
+MODES = ("standard", "per-layer", "factorized")
+#: Methods with a factorized form (``subspace.factorized``'s scope; sumo and sumo-ns5 with complement_scale=0).
+FACTORIZABLE = ("galore", "golore", "sumo", "sumo-ns5", "galore-sgdm", "golore-sgdm")
+_DECOMPOSITION = ("galore", "sumo", "sumo-ns5", "galore-sgdm")   # refreshes that need the full gradient (SVD)
 ACTIVATION_MODEL = ("16 h + 8 i + 2 a s bytes per token per layer (16-bit, no recomputation, no dropout, attention "
                     "scores materialized) + 8 V bytes per token for the float32 logits and their gradient")
 #: GaLore §1/§5: "8-bit GaLore ... LLaMA 7B ... on a single 24 GB GPU" (per-layer updates, rank 1024, batch 1,
@@ -84,7 +96,7 @@ def activation_bytes(config, batch: int, seq_len: int, bytes_per_element: int = 
 
 
 def _count(model, method, selection, hparams, bytes_per_element):
-    n_params = n_state = n_low = n_basis = state_bytes = largest = moments = 0
+    n_params = n_state = n_low = n_basis = state_bytes = largest = moments = n_factor = n_factor_basis = n_mats = 0   # n_mats: sum of ranks
     for g in selection_groups(model, selection):
         for p in g["params"]:
             n_params += p.numel()
@@ -97,8 +109,14 @@ def _count(model, method, selection, hparams, bytes_per_element):
                 n_low += p.numel()
                 if method not in _NO_RANK:
                     k = min(p.shape[0], p.numel() // p.shape[0])
-                    n_basis += k * min(int(hparams["rank"]), k)
-    return n_params, n_state, n_low, n_basis, state_bytes, largest, moments
+                    r = min(int(hparams["rank"]), k)
+                    n_basis += k * r
+                    n_factor += r * (p.numel() // k)
+                    n_factor_basis += k * r
+                    n_mats += r
+    return dict(n_params=n_params, n_state=n_state, n_low=n_low, n_basis=n_basis, state_bytes=state_bytes,
+                largest=largest, moments=moments, n_factor=n_factor, n_factor_basis=n_factor_basis,
+                rank_sum=n_mats)
 
 
 def memory_row(size: str, method: str, *, selection: str = "galore", rank: int | None = None,
@@ -114,23 +132,36 @@ def memory_row(size: str, method: str, *, selection: str = "galore", rank: int |
     """
     if mode not in MODES:
         raise ValueError(f"mode={mode!r} is invalid; allowed: {list(MODES)}")
+    if mode == "factorized" and method not in FACTORIZABLE:
+        raise ValueError(f"mode='factorized' is invalid for method={method!r}; allowed: {', '.join(FACTORIZABLE)}")
     if model is None:
         model = build_llama(size, device="meta")
     if method not in _NO_RANK:
         hparams.setdefault("rank", rank or RANKS.get(size, 128))
-    n_params, n_state, n_low, n_basis, state_bytes, largest, moments = _count(
-        model, method, selection, dict(hparams, state_bits=state_bits), bytes_per_element)
-    grads = (n_params if mode == "standard" else largest) * bytes_per_element
-    transient = moments * bytes_per_element if state_bits == 8 else 0
+    c = _count(model, method, selection, dict(hparams, state_bits=state_bits), bytes_per_element)
+    n_params, n_state, n_low, n_basis, state_bytes = (c[k] for k in ("n_params", "n_state", "n_low", "n_basis",
+                                                                     "state_bytes"))
+    factor = grads_refresh = 0
     acts = activation_bytes(model.config, batch, seq_len, bytes_per_element)
+    if mode == "factorized":
+        grads = (n_params - n_low + c["n_factor"]) * bytes_per_element
+        grads_refresh = grads + (n_low * bytes_per_element if method in _DECOMPOSITION else 0)
+        factor = (c["n_factor"] + c["n_factor_basis"]) * bytes_per_element
+        acts += batch * seq_len * c["rank_sum"] * bytes_per_element
+    else:
+        grads = (n_params if mode == "standard" else c["largest"]) * bytes_per_element
+        grads_refresh = grads
+    transient = c["moments"] * bytes_per_element if state_bits == 8 else 0
     row = dict(size=size, method=method, selection=selection, rank=hparams.get("rank"), mode=mode,
                state_bits=state_bits, batch=batch, seq_len=seq_len,
                bytes_per_element=bytes_per_element, n_params=n_params, n_low_rank_params=n_low,
                n_state=n_state, n_basis=n_basis, params_gib=n_params * bytes_per_element / UNIT,
                states_gib=state_bytes / UNIT, basis_gib=n_basis * bytes_per_element / UNIT,
                total_gib=n_params * bytes_per_element / UNIT + state_bytes / UNIT, grads_gib=grads / UNIT,
-               activations_gib=acts / UNIT, transient_gib=transient / UNIT,
-               train_total_gib=(n_params * bytes_per_element + state_bytes + grads + acts + transient) / UNIT,
+               activations_gib=acts / UNIT, transient_gib=transient / UNIT, factor_gib=factor / UNIT,
+               grads_refresh_gib=grads_refresh / UNIT,
+               train_total_gib=(n_params * bytes_per_element + factor + state_bytes + grads + acts + transient)
+               / UNIT,
                unit="GiB (2^30 bytes)")
     for col in PAPER_COLUMNS:
         if (col["size"], col["method"], col["selection"], state_bits) == (size, method, selection, 32):
@@ -151,6 +182,8 @@ def memory_table(sizes=SIZES, methods=None, selections=("galore", "all-linear"),
         for sel in selections:
             for method in methods:
                 for mode in modes:
+                    if mode == "factorized" and method not in FACTORIZABLE:
+                        continue   # no factorized form (adamw, muon, osd, SN/SM)
                     for bits in state_bits:
                         rows.append(memory_row(size, method, selection=sel, bytes_per_element=bytes_per_element,
                                                model=model, mode=mode, state_bits=bits, **hparams))
@@ -166,14 +199,14 @@ def format_table(rows: list[dict]) -> str:
              f"training memory (mode, 8- or 32-bit states) adds gradients and activations "
              f"({ACTIVATION_MODEL}; batch {'/'.join(sorted({str(r['batch']) for r in rows}))}, sequence "
              f"{'/'.join(sorted({str(r['seq_len']) for r in rows}))})",
-             f"{'size':>5} {'method':<11} {'selection':<10} {'rank':>5} {'mode':<9} {'bits':>4} {'params':>7} "
+             f"{'size':>5} {'method':<11} {'selection':<10} {'rank':>5} {'mode':<10} {'bits':>4} {'params':>7} "
              f"{'states':>7} {'total':>7} {'grads':>7} {'acts':>7} {'train':>7}  paper (source: value -> measured/paper)"]
     for r in rows:
         paper = "; ".join(f"{p['source']} {p['quantity']}: {p['value']:.2f} -> {p['ratio']:.3f}"
                           + (f" ({p['ratio_excl_basis']:.3f} without the basis)" if r["n_basis"] else "")
                           for p in r.get("paper", []))
         lines.append(f"{r['size']:>5} {r['method']:<11} {r['selection']:<10} {str(r['rank'] or '-'):>5} "
-                     f"{r['mode']:<9} {r['state_bits']:>4} {r['params_gib']:7.3f} {r['states_gib']:7.3f} "
+                     f"{r['mode']:<10} {r['state_bits']:>4} {r['params_gib']:7.3f} {r['states_gib']:7.3f} "
                      f"{r['total_gib']:7.3f} {r['grads_gib']:7.3f} {r['activations_gib']:7.3f} "
                      f"{r['train_total_gib']:7.3f}  {paper}")
     return "\n".join(lines)

@@ -85,3 +85,25 @@ def test_state_bytes_of_a_real_optimizer_match_the_meta_count():
     real = sum(v.numel() for s in opt.state.values() for v in s.values() if torch.is_tensor(v) and v.ndim > 0)
     row = M.memory_row("tiny", "galore", rank=8, model=build_llama("tiny", device="meta"))
     assert real == row["n_state"]
+
+
+@pytest.mark.parametrize("method", ["galore", "golore"])
+def test_factorized_count_matches_a_real_factorized_model(method):
+    """mode='factorized': the gradients are those of the trainable tensors of subspace.factorize's model (dense
+    parameters + the r x max(m, n) factors), the factor column is the factors plus the basis buffers; a galore
+    refresh step adds every compressed matrix's full gradient, golore's never does."""
+    row = M.memory_row("tiny", method, rank=8, mode="factorized", bytes_per_element=4, batch=2, seq_len=16)
+    model = subspace.factorize(build_llama("tiny"), method, rank=8)
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    buffers = sum(b.numel() for n, b in model.named_buffers() if n.endswith("basis"))
+    factors = sum(p.numel() for n, p in model.named_parameters() if n.endswith("factor"))
+    assert row["grads_gib"] * M.UNIT == 4 * trainable
+    assert row["factor_gib"] * M.UNIT == 4 * (factors + buffers)
+    assert row["grads_refresh_gib"] - row["grads_gib"] == (row["n_low_rank_params"] * 4 / M.UNIT
+                                                          if method == "galore" else 0)
+    std = M.memory_row("tiny", method, rank=8, bytes_per_element=4, batch=2, seq_len=16)
+    assert row["states_gib"] == std["states_gib"] and row["grads_gib"] < std["grads_gib"]
+    with pytest.raises(ValueError, match="factorized.*adamw"):
+        M.memory_row("tiny", "adamw", mode="factorized")
+    assert {r["method"] for r in M.memory_table(sizes=("tiny",), modes=("factorized",), rank=8)} == \
+        set(M.FACTORIZABLE) & set(subspace.available())
