@@ -593,16 +593,19 @@ def bench_memory(sizes: Sequence[str] = ("tiny", "9m", "20m"), *, device: str = 
                  log: Callable[[str], None] | None = None, skip: Collection[str] = (),
                  on_unit: Callable[[list[dict]], None] | None = None) -> list[dict]:
     """``analysis.memory_bench`` as bench rows, one unit per LLaMA size: measured peak step memory of galore, golore,
-    sumo and adamw in every memory mode (a fresh process each) beside the analytic count, with ratios to AdamW's
-    standard step, then the full-step time of each mode against galore and galore-torch (unit ``<size>-time``)."""
+    sumo and adamw in every memory mode (standard, per-layer, 8-bit, per-layer+8-bit, factorized, factorized+8-bit;
+    a fresh process each) beside the analytic count, with ratios to AdamW's standard step (a mode a method does
+    not have, adamw factorized, is a row with value NaN and ``config["applicable"] = False``), then the full-step
+    time of each mode against galore, galore-torch and the method's standard step (unit ``<size>-time``)."""
     from analysis import memory_bench as MB
 
     rows = []
     for size in sizes:
         if size in skip:
             continue
-        unit = [_row("memory", f"{r['method']}:{r['mode']}", size, "float32", device, "step_memory_B", r["measured"],
-                     "B", r, reference=r["analytic"]) for r in MB.bench(sizes=(size,))]
+        unit = [_row("memory", f"{r['method']}:{r['mode']}", size, "float32", device, "step_memory_B",
+                     r["measured"] if r["applicable"] else math.nan, "B", r,
+                     reference=r["analytic"] if r["applicable"] else None) for r in MB.bench(sizes=(size,))]
         for r in unit:
             r["ratio"] = r["config"].get("vs_adamw")
         rows += unit
