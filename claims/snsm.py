@@ -296,14 +296,14 @@ def rates(ctx):
     judged.  Measured: only k = d at beta = 0 (p = 0) binds; the other five bounds (p = 1 .. 5) sit 1-5 powers of
     d above the measured exponents (<= 0.7) on this problem, whose constants do not grow with d.
     The claim holds iff every binding part holds, violated iff a binding part is violated, inconclusive if no part
-    binds.  Not yet done: a negative control (k = d with init_scale = 1 or d^(-1/4), whose T(eps) grows with d)
-    exceeded t_max = 20000 at quick scale (censored, > 100 s), so it is not in the rule.
+    binds, and in every case only if the same rule rejects the negative control: k = d, beta = 0 (p = 0) with
+    eta_d = (1/L)(16/d)^(1/4), whose T(eps) grows like d^~0.5 (measured at quick scale, family 0: slope 0.48
+    [0.43, 0.54] against p + tol = 0.22; controls that grow the start, init_scale = 1 or d^(-1/4), exceeded
+    t_max at quick scale).
     Honest scope: these are upper bounds, so only the small predicted exponents (k=sqrt d and k=d at beta = 0) can
     be tight; the quick range spans 1.8 decades of d, enough to separate exponents ~0.5 apart, not log factors.
     """
     from analysis.bounds import subset_norm_exponents, subset_norm_regime
-    from analysis.rates import loglog_slope
-    from synthetic.noise import subset_sizes
     cfg = ctx.by_scale(quick=dict(ds=[16, 36, 64, 144, 256, 576, 1024], seeds=8, t_max=20000),
                        full=dict(ds=[16, 36, 64, 144, 256, 576, 1024, 2304, 4096, 9216, 16384], seeds=16,
                                  t_max=400000))
@@ -321,28 +321,10 @@ def rates(ctx):
             a, b = subset_norm_exponents(lab, beta)
             p = max(2 * a, b)
             name = f"{_REGIME_LABEL[regime]}, beta={beta:g}"
-            T = np.empty((seeds, len(ds)))
-            censored = 0
-            for j, d in enumerate(ds):
-                k = subset_sizes(d)[which]
-                out = adagrad_sn_steps_to_eps(
-                    d, beta, k, seeds=seeds, eta=eta, eps=eps, t_max=cfg["t_max"], sigma=sigma,
-                    problem_seed=lambda s, d=d, beta=beta: ctx.seed(f"problem/d{d}/beta{beta:g}", s),
-                    noise_generator=ctx.generator(f"noise/d{d}/beta{beta:g}", 0),
-                    init_generator=ctx.generator(f"x0/d{d}/beta{beta:g}", 0), device=ctx.device)
-                T[:, j] = out["T_eps"]
-                censored += int(np.isnan(out["T_eps"]).sum())
-                for s in range(seeds):
-                    rows.append({"method": _REGIME_LABEL[regime], "subset": lab, "k": k, "beta": beta, "d": d,
-                                 "seed": s, "step": int(out["steps_run"]),
-                                 "steps_to_eps": None if np.isnan(out["T_eps"][s]) else int(out["T_eps"][s])})
+            T, censored, part_rows = _steps_to_eps_by_d(ctx, ds, beta, which, seeds, eta, eps, sigma, cfg["t_max"])
+            rows += [{"method": _REGIME_LABEL[regime], **r} for r in part_rows]
             ok = censored == 0
-            if ok:
-                fit = loglog_slope(np.asarray(ds, dtype=float), T, n_boot=2000,
-                                   seed=ctx.seed(f"bootstrap/{lab}/{beta:g}", 0) % 2 ** 32, resample="seeds")
-                lo, hi, slope = fit.ci_low, fit.ci_high, fit.slope
-            else:
-                lo = hi = slope = float("nan")
+            lo, hi, slope = _exponent_fit(ctx, ds, T, f"bootstrap/{lab}/{beta:g}") if ok else (float("nan"),) * 3
             v = V.provided(ok, f"every run reached eps within t_max = {cfg['t_max']} ({censored} censored)",
                            V.ci_at_most(lo, hi, p + tol, max_width=1.0, name=f"{name}: exponent of d in T(eps)"))
             binds = bool(ok and hi >= p - BIND_GAP)
@@ -356,14 +338,61 @@ def rates(ctx):
             predicted["rate_exponents_ab"][name] = [a, b]
             ctx.log(f"{name}: slope {slope:.3f} [{lo:.3f}, {hi:.3f}] vs p = {p:g} (+{tol:.2f})")
     measured["untested_parts"] = [v.reason.split(":")[0].replace("precondition not met (", "") for v in untested]
-    verdict = V.all_of(parts) if parts else V.all_of(untested)
+    control, measured["negative_control"] = _rates_control(ctx, ds, seeds, eta, eps, sigma, cfg["t_max"], tol)
+    verdict = V.provided(control == V.VIOLATED, f"the rule rejects the negative control (k = d, beta = 0, eta = "
+                         f"(1/L)(16/d)^(1/4): {control.value}, CI {measured['negative_control']['ci']})",
+                         V.all_of(parts) if parts else V.all_of(untested))
     measured = {"slope": {k: v["slope"] for k, v in measured["exponents"].items()}, **measured}
     detail = (f"bound binds (CI high >= p - {BIND_GAP:g}) and decides: {len(parts)}/6 parts; not tested where the "
               f"bound binds: {len(untested)}/6 (reported, not judged). "
               f"d = {ds[0]}..{ds[-1]}, {seeds} seeds, eta = 1/L, eps = 0.01 L^2, tol = {tol:.3f}: "
               + "; ".join(f"{k} {v['slope']:.2f} [{v['ci'][0]:.2f}, {v['ci'][1]:.2f}] vs {predicted['exponent'][k]:g}"
-                          for k, v in measured["exponents"].items()))
+                          for k, v in measured["exponents"].items())
+              + f"; negative control {measured['negative_control']['slope']:.2f} {measured['negative_control']['ci']}"
+              f" vs 0 ({control.value})")
     return Outcome(measured=measured, predicted=predicted, verdict=verdict, detail=detail, rows=rows)
+
+
+def _steps_to_eps_by_d(ctx, ds, beta, which, seeds, eta, eps, sigma, t_max, tag=""):
+    """T(eps) per (seed, d) for subset size ``subset_sizes(d)[which]`` (``eta`` a number or a function of d), the
+    number of censored runs, and the rows."""
+    from synthetic.noise import subset_sizes
+    T = np.empty((seeds, len(ds)))
+    censored, rows = 0, []
+    for j, d in enumerate(ds):
+        k = subset_sizes(d)[which]
+        out = adagrad_sn_steps_to_eps(
+            d, beta, k, seeds=seeds, eta=eta(d) if callable(eta) else eta, eps=eps, t_max=t_max, sigma=sigma,
+            problem_seed=lambda s, d=d: ctx.seed(f"problem/d{d}/beta{beta:g}", s),
+            noise_generator=ctx.generator(f"noise{tag}/d{d}/beta{beta:g}", 0),
+            init_generator=ctx.generator(f"x0/d{d}/beta{beta:g}", 0), device=ctx.device)
+        T[:, j] = out["T_eps"]
+        censored += int(np.isnan(out["T_eps"]).sum())
+        rows += [{"subset": ("1", "sqrt", "d")[which], "k": k, "beta": beta, "d": d, "seed": s,
+                  "step": int(out["steps_run"]),
+                  "steps_to_eps": None if np.isnan(out["T_eps"][s]) else int(out["T_eps"][s])} for s in range(seeds)]
+    return T, censored, rows
+
+
+def _exponent_fit(ctx, ds, T, tag):
+    """Slope of log(mean_seeds T) on log d and its 95% bootstrap-over-seeds CI: (lo, hi, slope)."""
+    from analysis.rates import loglog_slope
+    fit = loglog_slope(np.asarray(ds, dtype=float), T, n_boot=2000, seed=ctx.seed(tag, 0) % 2 ** 32,
+                       resample="seeds")
+    return fit.ci_low, fit.ci_high, fit.slope
+
+
+def _rates_control(ctx, ds, seeds, eta, eps, sigma, t_max, tol):
+    """Negative control of ``sn.rates``: the k = d, beta = 0 part (predicted exponent 0) with a step size that
+    shrinks as eta (16/d)^(1/4), outside the rates' constant-eta setting, so T(eps) grows about like d^(1/2); the
+    same rule must reject it. Returns its verdict and its numbers."""
+    T, censored, _ = _steps_to_eps_by_d(ctx, ds, 0.0, 2, seeds, lambda d: eta * (16 / d) ** 0.25, eps, sigma, t_max,
+                                        tag="/control")
+    lo, hi, slope = _exponent_fit(ctx, ds, T, "bootstrap/control") if not censored else (float("nan"),) * 3
+    v = V.provided(censored == 0, f"every control run reached eps within t_max = {t_max} ({censored} censored)",
+                   V.ci_at_most(lo, hi, 0.0 + tol, max_width=1.0, name="negative control: exponent of d in T(eps)"))
+    return v, {"slope": slope, "ci": [lo, hi], "censored": censored, "rule": v.value, "eta": "(1/L)(16/d)^(1/4)",
+               "T_eps_mean": {int(d): float(np.nanmean(T[:, j])) for j, d in enumerate(ds)}}
 
 
 @rates.figure

@@ -92,6 +92,10 @@ def test_rates_exponents_within_the_bounds(outcomes):
     assert slope["k=sqrt(d), beta=0"] < 0.1 and abs(slope["k=d, beta=0"]) < 0.2
     for r in out.rows:
         assert r["d"] % r["k"] == 0 and r["steps_to_eps"] >= 1
+    # the negative control (eta shrinking as d^(-1/4)) grows about like sqrt(d), and the same rule rejects it
+    control = out.measured["negative_control"]
+    assert control["rule"] == "violated" and control["censored"] == 0 and 0.3 < control["slope"] < 0.7
+    assert control["ci"][0] > tol
 
 
 def test_adagrad_sn_invariant_to_rescaling_the_loss():
