@@ -262,9 +262,9 @@ def _draw_lemma33(rows):
     P.finish(ax, xlabel="$t - t_0$", ylabel="stable rank", title="Lemma 3.3 counterexamples")
     ax = axes[0, 1]
     search = [r for r in rows if r.get("method") == "search"]
+    last_seed = max([1] + [r["seed"] for r in search])
     for rect, color, label in ((True, "#2ca02c", "rectangular $V_1$"), (False, "#d62728", "non-rectangular $V_1$")):
-        xs = [r["cell"] + 0.8 * (r["seed"] / max(1, max(s["seed"] for s in search)) - 0.4) for r in search
-              if r["rectangular"] == rect]
+        xs = [r["cell"] + 0.8 * (r["seed"] / last_seed - 0.4) for r in search if r["rectangular"] == rect]
         ys = [r["excess"] for r in search if r["rectangular"] == rect]
         ax.scatter(xs, ys, s=3, color=color, label=label, alpha=0.6)
     ax.axhline(0.0, color="k", lw=0.8, ls="--")
