@@ -222,7 +222,8 @@ def fig1(ctx):
     """
     s = ctx.by_scale(**_FIG1)
     steps, every, warmup = s["steps"], s["every"], s["steps"] // 10
-    ctx.config.update({"model": f"roberta-{s['size']}", "task": "topic(4)", **_FIG1_FIXED,
+    fixed = {("galore_scale" if k == "scale" else k): v for k, v in _FIG1_FIXED.items()}  # "scale" is the run's
+    ctx.config.update({"model": f"roberta-{s['size']}", "task": "topic(4)", **fixed,
                        **{k: v for k, v in s.items()}, "warmup": warmup, "window_fraction": WINDOW_FRACTION,
                        "alpha": ALPHA})
     per_seed, sv_seed, rows, accs, chance = [], [], [], [], 0.25

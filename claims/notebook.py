@@ -39,14 +39,25 @@ def show(claim_id: str, scale: str = "quick", results: str | None = None, device
     if out.detail:
         print(f"   detail: {out.detail[:600]}")
     if figure and c.draw is not None and out.rows:
-        from analysis import plotting
-        with plotting.style():
-            fig = c.draw(from_jsonable(to_jsonable(out.rows)))  # exactly what saved rows give
-        if fig is not None:
-            try:
-                from IPython.display import display
-                display(fig)
-            except ImportError:
-                pass
-            plotting.close(fig)
+        _display_figure(c.draw, out.rows)
     return out
+
+
+def _display_figure(draw, rows) -> None:
+    """Draw from the rows as saved rows read back, in the shared style, and display the PNG (a Figure made without
+    pyplot shows only its repr in a kernel without the inline backend)."""
+    import io
+
+    from analysis import plotting
+    with plotting.style():
+        fig = draw(from_jsonable(to_jsonable(rows)))
+    if fig is None:
+        return
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    plotting.close(fig)
+    try:
+        from IPython.display import Image, display
+    except ImportError:
+        return
+    display(Image(data=buf.getvalue(), format="png"))

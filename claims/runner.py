@@ -324,6 +324,9 @@ def _run_claim(c: Claim, out: Path, scale: str, device: str, version: str, figur
         ctx = Context(c.id, scale=scale, device=device, out_dir=_paths(out, c.id)["work"], log=log,
                       seed_family=seed_family)
         outcome = _call(c, ctx)
+        owned = sorted(set(config) & set(ctx.config))
+        if owned:
+            raise ValueError(f"claim {c.id!r} sets ctx.config keys the runner owns: {owned}; rename them")
         config.update(ctx.config)
     except Exception as exc:  # reported, not fatal
         outcome = Outcome({}, {}, V.error(exc, _error_summary(exc)))

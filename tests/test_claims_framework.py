@@ -451,3 +451,14 @@ def test_full_scale_on_the_cpu_leaves_out_gpu_claims_unless_named(tmp_path):
     assert calls[-1] == "toy.gpu" and s.needs_gpu == []
     s = runner.run([cpu, gpu], scale="quick", out=tmp_path / "c", stream=None)
     assert s.needs_gpu == [] and calls[-2:] == ["toy.cpu", "toy.gpu"]
+
+
+def test_a_claim_cannot_overwrite_the_runs_own_config_keys(tmp_path):
+    @claim(id="toy.clobbers", kind="paper", paper="Toy", statement="s", source="s")
+    def fn(ctx):
+        ctx.config["scale"] = 2.0  # e.g. GaLore's projection scale under the run's key
+        return Outcome({"x": 0.5}, {"bound": 1.0}, V.upper_bound(0.5, 1.0), rows=[{"method": "m", "seed": 0, "step": 0}])
+
+    s = runner.run([fn], out=tmp_path, stream=None)
+    rec = s.records[0]
+    assert rec["error"] and rec["scale"] == "quick" and "runner owns: ['scale']" in rec["detail"]

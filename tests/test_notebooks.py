@@ -1,4 +1,5 @@
-"""Every notebook (jupytext py:percent source) executes top to bottom at quick scale; a failing cell fails the test.
+"""Every notebook (jupytext py:percent source) executes top to bottom at quick scale; a failing cell, an error
+output (e.g. a figure that failed to render) or a notebook without an inline figure fails the test.
 The claims a notebook shows are read from the session's claim cache (tests/conftest.py): an injected cell after
 the ``parameters`` cell sets ``RESULTS`` to the cache's folder, so no claim runs twice in the suite."""
 import re
@@ -38,5 +39,10 @@ def test_notebook_runs(path, tmp_path, claim_cache):
     client = nbclient.NotebookClient(nb, timeout=300, kernel_name="python3",
                                      resources={"metadata": {"path": str(tmp_path)}})
     client.execute()
-    printed = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []))
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])]
+    errors = [o for o in outputs if o.get("output_type") == "error"
+              or (o.get("output_type") == "stream" and o.get("name") == "stderr" and "Traceback" in o.get("text", ""))]
+    assert not errors, [e.get("ename", "") + ": " + e.get("evalue", e.get("text", ""))[:300] for e in errors]
+    assert sum("image/png" in o.get("data", {}) for o in outputs) >= 1, "figures are displayed inline"
+    printed = "".join(o.get("text", "") for o in outputs)
     assert printed.count("(saved record from") >= len(shown), "every shown claim is read from the cache"
