@@ -259,7 +259,7 @@ def fig1(ctx):
     verdict, n_req = powered_ordering(
         l_, e, unit="layers", effect=LAYER_EFFECT, lower_is_better=False,
         name="late vs early mean log10 kappa(M M^T) across layers", extra_ok=trains and len(early) >= 2,
-        extra_what=f"runs train (mean val accuracy {np.mean(accs):.3f} > chance {chance:g}) and >= 2 "
+        extra_what=f"runs train (mean val accuracy {np.mean(accs):.3f}, needs > chance {chance:g}) and >= 2 "
                    f"instrumented steps per window")
     grows = verdict.inputs["verdict"]
     ratios = []
