@@ -29,6 +29,9 @@ CHOICES: dict[str, tuple] = {
     # stage 1: projector (which r-dimensional subspace of the smaller side); also a callable fn(A, r, t) -> Q
     "projector": ("none", "svd", "rsvd", "stiefel", "online-pca"),
     "stiefel_method": ("qr", "polar"),          # uniform on St(k, r): QR of a Gaussian with the sign fix, or Z (Z^T Z)^(-1/2)
+    # random bases (Stiefel, rsvd's test matrix): each parameter's own stream seeded by (seed, parameter, step), so
+    # no draw depends on the order parameters step in; or one stream consumed in step order (the released codes)
+    "random_stream": ("per-parameter", "shared"),
     "svd_driver": ("gram", "svd"),              # top-r subspace from eigh of the k x k Gram (float64) or a thin SVD
     "basis_signs": ("aligned", "decomposition"),  # new columns' signs aligned with the previous basis, or as found
     "side": ("auto", "left", "right"),         # project the smaller side (GaLore's rule) or force one side
@@ -65,6 +68,7 @@ GROUP_DEFAULTS: dict = {
     "lr": 1e-3, "fixed_lr": None, "weight_decay": 0.0, "wd_order": "after",
     "projector": "none", "side": "auto", "rank": 128, "update_gap": 200, "refresh_index": "zero", "refresh_stagger": False,
     "svd_driver": "gram", "basis_signs": "aligned", "random_after": None, "stiefel_method": "qr",
+    "random_stream": "per-parameter",
     "oversample": 5, "power_iters": 2, "moment_on_refresh": "keep", "transport_source": "every",
     "pca_lr_rule": "ratio", "pca_lr_ratio": 5.0, "pca_orth": 0.1, "pca_weight_decay": None,
     "base": "adam", "betas": (0.9, 0.999), "eps": 1e-8, "eps_style": "torch", "bias_correction": True,
@@ -95,7 +99,7 @@ READS: dict[str, tuple[str, ...]] = {
     "transport_source": ("moment_on_refresh=transport", "moment_on_refresh=transport-step"),
     "update_gap": ("refreshed", "pca_lr_rule=gap"), "refresh_index": ("refreshed",),
     "refresh_stagger": ("refreshed",), "moment_on_refresh": ("refreshed",), "random_after": ("refreshed",),
-    "stiefel_method": ("random",),
+    "stiefel_method": ("random",), "random_stream": ("random", "projector=rsvd"),
     "oversample": ("projector=rsvd",), "power_iters": ("projector=rsvd",),
     "pca_lr_rule": ("projector=online-pca",), "pca_lr_ratio": ("pca_lr_rule=ratio",),
     "pca_orth": ("projector=online-pca",), "pca_weight_decay": ("projector=online-pca",),
@@ -143,6 +147,9 @@ KEY_DOCS: dict[str, tuple[str, str]] = {
     "transport_source": ("str", "earlier bases a transport starts from: 'every' or 'random-after-first' (GoLore SGD code)"),
     "random_after": ("int | None", "from this step on, bases are uniform Stiefel draws (GoLore@x%)"),
     "stiefel_method": ("str", "uniform Stiefel draw: 'qr' (QR of a Gaussian, sign fix) or 'polar' (Z (Z^T Z)^(-1/2))"),
+    "random_stream": ("str", "random bases from each parameter's own stream, seeded by (seed, parameter, step), "
+                             "so no draw depends on the order parameters step in ('per-parameter'), or from one "
+                             "stream consumed in step order ('shared', the released codes)"),
     "oversample": ("int", "randomized SVD: extra columns of the range finder"),
     "power_iters": ("int", "randomized SVD: power iterations"),
     "pca_lr_rule": ("str", "online-PCA step size: 'ratio' (pca_lr_ratio lr) or 'gap' ((1/T) lr_t / lr_peak)"),

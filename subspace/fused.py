@@ -37,9 +37,10 @@ optimizer and one scheduler per parameter, stepping in every backward):
   ``torch.distributed`` initialized, each hook all-reduces its gradient over ``process_group`` (default: the
   default group) and divides by its size before stepping, once per optimizer step (not inside
   ``accumulating()``), which is DDP's averaged gradient. Every rank then takes the same step.
-* Random draws: the optimizer's generator is consumed in the order the hooks fire (backward order), not in the
-  order of ``param_groups``: presets with random bases (GoLore, randomized SVD) draw the same distribution with a
-  different sequence than the standard step unless the groups list the parameters in backward order.
+* Random draws: with ``random_stream="per-parameter"`` (every paper mode) each parameter draws from its own stream,
+  seeded by (seed, its position in ``param_groups``, step), so fused steps draw exactly what ``step()`` draws
+  (GoLore, randomized SVD). With ``"shared"`` (official GoLore) the one generator is consumed in the order the
+  hooks fire (backward order), a different sequence of the same law.
 """
 from __future__ import annotations
 

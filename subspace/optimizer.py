@@ -13,11 +13,15 @@ For each matrix parameter W (m x n) with gradient G, per step t (0-indexed count
 
 Parameters that are not matrices (1-D, or N-D with ``nd_rule="dense"``) use the dense rule: Adam with the group's
 betas, eps and eps placement. N-D weights with ``nd_rule="reshape"`` are viewed as (shape[0], -1) (Muon's
-convention). All random draws come from one CPU generator owned by the optimizer (seeded by ``seed``), so a seed
-gives the same bases on every device and every DDP rank; its state travels in ``state_dict()``.
+convention). Random draws are made on the CPU, so a seed gives the same bases on every device and every DDP rank:
+with ``random_stream="per-parameter"`` (default) each draw comes from a generator seeded by (``seed``, the
+parameter's position in the optimizer, the step), so no draw depends on the order parameters step in (per-layer
+steps fused into backward draw what ``step()`` draws); with ``"shared"`` (official GoLore) from one generator owned
+by the optimizer and consumed in step order, whose state travels in ``state_dict()``.
 """
 from __future__ import annotations
 
+import hashlib
 import warnings
 from collections import defaultdict
 from typing import Callable, Optional
@@ -150,11 +154,11 @@ class SubspaceOptimizer(torch.optim.Optimizer):
 
     # ------------------------------------------------------------------ serialisation
     def state_dict(self) -> dict:
-        """torch's state dict plus the generator and the skip count, the preset, the mode and every parameter's
+        """torch's state dict plus the seed, the generator and the skip count, the preset, the mode and every parameter's
         shape (plain tensors, ints, strings and tuples: it loads with ``torch.load(weights_only=True)``; a callable
         projector is recorded by its name).
 
-        The generator and the skip count belong to the whole optimizer but travel in the first parameter's state,
+        The seed (per-parameter random streams), the generator and the skip count belong to the whole optimizer but travel in the first parameter's state,
         under ``"optimizer"``: ``torch.distributed.checkpoint.state_dict`` keeps only ``state`` and
         ``param_groups``, and a resumed GoLore must draw the bases the uninterrupted run draws. Every rank holds
         the same values (a replicated entry)."""
@@ -162,7 +166,8 @@ class SubspaceOptimizer(torch.optim.Optimizer):
         sd["param_groups"] = [{k: _plain(v) for k, v in g.items()} for g in sd["param_groups"]]
         first = next(i for g in sd["param_groups"] for i in g["params"])
         sd["state"][first] = {**sd["state"].get(first, {}),
-                              "optimizer": {"generator": self.generator.get_state(), "skipped_steps": self.skipped_steps}}
+                              "optimizer": {"generator": self.generator.get_state(), "seed": self.seed,
+                                            "skipped_steps": self.skipped_steps}}
         sd["preset"], sd["mode"] = self.preset, self.mode
         sd["shapes"] = [[tuple(p.shape) for p in g["params"]] for g in self.param_groups]
         return sd
@@ -196,6 +201,7 @@ class SubspaceOptimizer(torch.optim.Optimizer):
                 g.update({k: s[k] for k in _RESTORED if k in s})
         if "generator" in shared:
             self.generator.set_state(local(shared["generator"]).cpu())
+        self.seed = int(shared.get("seed", self.seed))
         self.skipped_steps = int(shared.get("skipped_steps", 0))
 
     def _check_saved(self, state_dict: dict, take_hyperparameters: bool) -> None:
@@ -311,6 +317,8 @@ class SubspaceOptimizer(torch.optim.Optimizer):
                                  pca_step=0)
                 if group["refresh_stagger"]:
                     state["refresh_phase"] = index * int(group["update_gap"]) // len(group["params"])
+                if "random_stream" in reads(group) and group["random_stream"] == "per-parameter":
+                    state["stream"] = self._position(group, index)
             if group["orthogonalizer"] != "none" and group["limiter"] is not None:
                 state["prev_norm"] = torch.zeros((), dtype=torch.float64 if dtype == torch.float64 else torch.float32,
                                                  device=kw["device"])
@@ -321,6 +329,19 @@ class SubspaceOptimizer(torch.optim.Optimizer):
         if group["base"] == "adam":
             state["exp_avg_sq"] = rows.zeros(moments, axis, **kw)
         return state
+
+    def _position(self, group: dict, index: int) -> int:
+        """The ``index``-th parameter of ``group``'s position among all the optimizer's parameters."""
+        before = next(i for i, g in enumerate(self.param_groups) if g is group)
+        return sum(len(g["params"]) for g in self.param_groups[:before]) + index
+
+    def _generator(self, state: dict, t: int) -> torch.Generator:
+        """The generator of a random draw at step t: the parameter's own stream, seeded by (seed, position, t), or
+        the optimizer's shared one (``random_stream``)."""
+        if "stream" not in state:
+            return self.generator
+        key = f"{self.seed}/{state['stream']}/{t}".encode()
+        return torch.Generator().manual_seed(int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "little"))
 
     def _update(self, p: torch.Tensor, group: dict) -> None:
         """One step of one parameter on this rank's rows: the stages read local views of the state (split entries
@@ -413,13 +434,13 @@ class SubspaceOptimizer(torch.optim.Optimizer):
             kind = "stiefel"
         if kind == "online-pca":
             if t == 0:
-                state["basis"] = self._new_basis("svd", G, rows, r, left, group, None, t)
+                state["basis"] = self._new_basis("svd", G, rows, r, left, group, None, state)
             return state["basis"], None
         old = state["basis"] if t > 0 else None
         if old is not None and not refresh_due(t + state.get("refresh_phase", 0), int(group["update_gap"]),
                                                group["refresh_index"]):
             return old, None
-        Q = self._new_basis(kind, G, rows, r, left, group, old, t)
+        Q = self._new_basis(kind, G, rows, r, left, group, old, state)
         if Q is old:
             return old, None
         moment_after = None
@@ -448,12 +469,13 @@ class SubspaceOptimizer(torch.optim.Optimizer):
             return True
         return t > 0 and group["random_after"] is not None and t + 1 >= group["random_after"]
 
-    def _new_basis(self, kind, G, rows: Rows, r, left, group, fallback, t) -> torch.Tensor:
+    def _new_basis(self, kind, G, rows: Rows, r, left, group, fallback, state) -> torch.Tensor:
         """``new_basis`` with canonical signs where asked, or the documented fallback when every decomposition
         fails (LinAlgError): the previous basis, or the first r coordinates on a first refresh, so a failed SVD
         never stops training or makes NaN."""
+        t = state["step"]
         try:
-            Q = new_basis(kind, G, r, left, self.generator, group, G.dtype, t, rows)
+            Q = new_basis(kind, G, r, left, self._generator(state, t), group, G.dtype, t, rows)
         except torch.linalg.LinAlgError:
             if fallback is not None:
                 return fallback

@@ -133,10 +133,13 @@ projection). GoLore@x%: SVD bases for the first (1-x) of ``total_steps``, random
 official (pkumelon/Golore@7ee5a8a peft_pretraining/golore_torch/adamw.py): bases Z (Z^T Z)^(-1/2) of a Gaussian
 (``stiefel_method="polar"``); at every refresh after the first (SVD or random) the step uses the transported first
 moment once while the stored moment keeps its old coordinates without that step's gradient (the code's rebinding
-bug, ``moment_on_refresh="transport-step"``); HF eps 1e-6; weight decay after the update.
+bug, ``moment_on_refresh="transport-step"``); HF eps 1e-6; weight decay after the update; the bases of all
+parameters come from one generator consumed in step order (``random_stream="shared"``, as the code's calls to
+torch's global generator).
 State: k r + 2 r l.  8-bit: k r s + 2 q(r l) bytes.
 """, dict(projector="svd", base="adam", moment_on_refresh="transport", random_after=0),
-    official=dict(moment_on_refresh="transport-step", stiefel_method="polar", wd_order="after", **_HF_ADAM),
+    official=dict(moment_on_refresh="transport-step", stiefel_method="polar", wd_order="after",
+                  random_stream="shared", **_HF_ADAM),
     random_fraction=True, state=_adam_state)
 
 _register("galore-sgdm", "GaLoreSGDM", """
@@ -162,7 +165,7 @@ bases Z (Z^T Z)^(-1/2) (``stiefel_method="polar"``) and the code's one-step tran
 """, dict(projector="svd", base="momentum", momentum=0.9, dampening=0.0, moment_on_refresh="transport",
           random_after=0),
     official=dict(moment_on_refresh="transport-step", transport_source="random-after-first", stiefel_method="polar",
-                  **_GOLORE_SGD),
+                  random_stream="shared", **_GOLORE_SGD),
     official_dense=dict(base="momentum"), random_fraction=True, state=_momentum_state)
 
 _SUMO_OFFICIAL_DOC = """

@@ -25,8 +25,8 @@ exact refresh, otherwise, or official SVD   the k x k Gram G G^T couples rows of
 randomized SVD (Halko)                      sketches: each product with A that contracts the split axis  (r+p) x l
                                             is one all-reduce; a split tall factor is orthonormalised     per product
                                             from its (r+p) x (r+p) Gram (twice, CholeskyQR2-style)
-Stiefel draw (GoLore)                       none: the optimizer's CPU generator draws the same numbers    --
-                                            on every rank (every rank steps every parameter in order)
+Stiefel draw (GoLore)                       none: the CPU generators draw the same numbers on every rank  --
+                                            (seeded per parameter and step, or shared in step order)
 exact polar U V^T of a split r x l D        (D D^T)^{-1/2} D from the r x r Gram sum_i D_i D_i^T          r x r
   (right projection, ``polar_method=gram``)  (float64; a gather of D when l < 4 r)
 official polar (float32 SVD) of a split D   all-gather of the r x l factor (a rank-r object)              r x l
