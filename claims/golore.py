@@ -156,8 +156,8 @@ def problem1_batched(prob, runs, *, steps: int, gap: int = 100, refresh_batch: i
     (AdamW: torch eps placement, betas (0.9, 0.999), eps 1e-8, no weight decay; MSGD: mu = 0.9, dampening 0, zero
     start; scale 1, left side, rank prob.r, refresh at t % gap == 0), with the core's own refresh code per run:
     ``subspace.projection.new_basis`` ("svd": float64 Gram driver, signs aligned with the previous basis by
-    ``bases.align_signs``; "stiefel": QR with sign fix from a generator seeded with ``basis_seed``, as the core's
-    ``SubspaceOptimizer.generator``), GoLore@x% switching at round((1 - x) steps), and the presets' refresh policies
+    ``bases.align_signs``; "stiefel": QR with sign fix from ``bases.stream_generator(basis_seed, 0, t)``, the core's
+    per-parameter stream of its one parameter), GoLore@x% switching at round((1 - x) steps), and the presets' refresh policies
     (``galore`` AdamW keeps its moments; ``galore-sgdm``, ``golore``, ``golore-sgdm`` transport the first moment
     M <- Q_new^T Q_old M).  Only the per-step moment and update arithmetic is batched (float64, zero-padded bases
     for full-parameter runs: adding exact zeros changes no value).  ``tests/test_claims_golore.py`` checks each arm
@@ -167,7 +167,7 @@ def problem1_batched(prob, runs, *, steps: int, gap: int = 100, refresh_batch: i
     "grad_spec" (E, n_log) of the true gradient at the logged steps, "X" (E, n, n), "xi" (steps, E): the noise
     multiplier each run's gradient received (batch means at the large-batch arm's refresh steps)}.
     """
-    from subspace.bases import align_signs
+    from subspace.bases import align_signs, stream_generator
     from subspace.projection import new_basis
     n, r, p = prob.n, prob.r, prob.p
     E = len(runs)
@@ -196,7 +196,6 @@ def problem1_batched(prob, runs, *, steps: int, gap: int = 100, refresh_batch: i
         if u["arm"] == "full":
             P[e] = torch.eye(n, dtype=dt)
     proj = [e for e, u in enumerate(runs) if u["arm"] != "full"]
-    gens = {e: torch.Generator().manual_seed(int(runs[e].get("basis_seed", 0))) for e in proj}
     switch = {e: (None if runs[e]["arm"] != "golore" else
                   subspace_random_after(runs[e].get("fraction"), steps)) for e in proj}
     keep = {e: runs[e]["arm"] in ("galore", "large-batch") and runs[e]["optimizer"] == "adamw" for e in proj}
@@ -222,7 +221,8 @@ def problem1_batched(prob, runs, *, steps: int, gap: int = 100, refresh_batch: i
                 ra = switch[e]
                 kind = "stiefel" if ra is not None and t >= ra else "svd"
                 old = P[e, :, :r].clone() if t > 0 else None
-                Q = new_basis(kind, G[e], r, True, gens[e], group, dt, t)
+                Q = new_basis(kind, G[e], r, True, stream_generator(int(runs[e].get("basis_seed", 0)), 0, t), group,
+                              dt, t)
                 if kind != "stiefel":
                     Q = align_signs(Q, old)
                 if old is not None and not keep[e]:

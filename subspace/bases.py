@@ -10,11 +10,21 @@ All functions return a (k, r) matrix Q with Q^T Q = I_r (to working precision), 
 """
 from __future__ import annotations
 
+import hashlib
+
 import torch
 
 from .sharded import Rows, orthonormal
 
-__all__ = ["svd_basis", "randomized_svd_basis", "stiefel", "canonical_basis", "align_signs"]
+__all__ = ["svd_basis", "randomized_svd_basis", "stiefel", "canonical_basis", "align_signs", "stream_generator"]
+
+
+def stream_generator(seed: int, position: int, step: int) -> torch.Generator:
+    """The CPU generator of one random draw in the per-parameter streams (``random_stream="per-parameter"``),
+    seeded by a 64-bit BLAKE2b hash of (seed, the parameter's position in the optimizer, the step): no draw
+    depends on the order in which parameters step, or on any draw before it."""
+    key = f"{seed}/{position}/{step}".encode()
+    return torch.Generator().manual_seed(int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "little"))
 
 
 def _work_dtype(dtype: torch.dtype) -> torch.dtype:

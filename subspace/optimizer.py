@@ -21,7 +21,6 @@ by the optimizer and consumed in step order, whose state travels in ``state_dict
 """
 from __future__ import annotations
 
-import hashlib
 import warnings
 from collections import defaultdict
 from typing import Callable, Optional
@@ -29,7 +28,7 @@ from typing import Callable, Optional
 import torch
 
 from . import sharded
-from .bases import align_signs, canonical_basis
+from .bases import align_signs, canonical_basis, stream_generator
 from .config import DTYPES, GROUP_DEFAULTS, dense_rule, reads, validate_group
 from .quantize import pack, unpacked
 from .projection import move_moments, new_basis, online_pca_step, orient, refresh_due
@@ -338,10 +337,7 @@ class SubspaceOptimizer(torch.optim.Optimizer):
     def _generator(self, state: dict, t: int) -> torch.Generator:
         """The generator of a random draw at step t: the parameter's own stream, seeded by (seed, position, t), or
         the optimizer's shared one (``random_stream``)."""
-        if "stream" not in state:
-            return self.generator
-        key = f"{self.seed}/{state['stream']}/{t}".encode()
-        return torch.Generator().manual_seed(int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "little"))
+        return stream_generator(self.seed, state["stream"], t) if "stream" in state else self.generator
 
     def _update(self, p: torch.Tensor, group: dict) -> None:
         """One step of one parameter on this rank's rows: the stages read local views of the state (split entries
