@@ -401,14 +401,18 @@ def _tolerance_slack(v: Verdict) -> float:
         return float(np.min((tol - err) / np.maximum(tol, np.finfo(float).tiny)))
 
 
+#: The smallest positive float, as a Python float (a numpy scalar would warn where a zero-width interval gives inf).
+_TINY = float(np.finfo(float).tiny)
+
+
 def _interval_slack(v: Verdict) -> float:
     """Distance of the decisive point from the rule's threshold, in widths of the (predicted or measured) interval."""
     i = v.inputs
     if v.rule == "interval_contains":
         lo, hi, x = float(_arr(i["lo"])) - i["atol"], float(_arr(i["hi"])) + i["atol"], _arr(i["values"]).ravel()
-        return float(np.min(np.minimum(x - lo, hi - x))) / max(hi - lo, np.finfo(float).tiny)
+        return float(np.min(np.minimum(x - lo, hi - x))) / max(hi - lo, _TINY)
     lo, hi = float(_arr(i["lo"])), float(_arr(i["hi"]))
-    width = max(hi - lo, np.finfo(float).tiny)
+    width = max(hi - lo, _TINY)
     if v.rule == "within_ci":
         x = float(_arr(i["value"]))
         return min(x - lo, hi - x) / width
