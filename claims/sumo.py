@@ -49,6 +49,9 @@ RATE_TOL_38 = 0.5
 BIND_38 = 1.0
 #: svd-vs-ns5 target: f - f* reduced to 1% of its initial value (the same fraction as golore.counterexample).
 TARGET_FRACTION = 0.01
+#: Muon's quintic after 5 steps lands in its band [0.68, 1.2024] exactly when sigma / ||M||_F >= NS5_TAU (certified
+#: in exact arithmetic by ``muon.ns5-band``, claims/muon.py; tests/test_claims_sumo.py checks the digits).
+NS5_TAU = 1.500447e-3
 #: svd-vs-ns5 power rule: standardised paired effect (mean difference / SD of the differences) each comparison must
 #: detect with probability SVD_POWER (a large effect; fixed before the runs).
 SVD_EFFECT = 1.5
@@ -303,7 +306,7 @@ def lemma32(ctx):
     from analysis.orthogonality import iterate_polynomial, iterated_band
     xs = np.unique(np.concatenate([np.geomspace(1e-4, 1.0, 161), np.linspace(0.0, 1.0, 101)]))
     maps = {"quintic": iterate_polynomial(xs, "muon", 5), "cubic": iterate_polynomial(xs, "cubic", 5)}
-    band = iterated_band(1.5e-3, 1.0, "muon", 5)
+    band = iterated_band(NS5_TAU, 1.0, "muon", 5)
     rows = []
     for name, (coeffs, normalize) in variants.items():
         meas, bound = res[name]
@@ -883,19 +886,24 @@ def _draw_thm38(rows):
 
 # ---------------------------------------------------------------------------------------------- SVD vs NS5
 
-def _target_run(prob, name, lr, *, rank, gap, steps, x0_gen, noise_gen, seed, log_every=10):
-    """One run; returns (losses every step as numpy, logged (step, loss) pairs)."""
+def _target_run(prob, name, lr, *, rank, gap, steps, x0_gen, noise_gen, seed):
+    """One run: (the loss at every step, numpy; the smallest sigma_min(M) / ||M||_F of the projected moment M that
+    the step orthogonalises, over the run)."""
     import subspace
     W = torch.nn.Parameter(prob.x0(x0_gen))
     extra = {"scale": 1.0} if name == "galore" else {}
     opt = subspace.make(name, [W], lr=lr, rank=rank, update_gap=gap, seed=seed, **extra)
     losses = np.empty(steps + 1)
+    smallest = math.inf
     for t in range(steps):
         losses[t] = float(prob.loss(W.detach()))
         W.grad = prob.stochastic_grad(W.detach(), noise_gen)
         opt.step()
+        M = opt.state[W]["exp_avg"]
+        sv = torch.linalg.svdvals(M.double())
+        smallest = min(smallest, float(sv[-1] / max(float(torch.linalg.vector_norm(sv)), 1e-300)))
     losses[steps] = float(prob.loss(W.detach()))
-    return losses
+    return losses, smallest
 
 
 @claim(id="sumo.svd-vs-ns5", kind="reading", paper=PAPER, source="SUMO, Figure 2 (QNLI) and §4 ('~1.6x faster'); paper-claims §1.8",
@@ -922,6 +930,9 @@ def svd_vs_ns5(ctx):
     significantly reversed, else inconclusive.  Power (``claims.llm.powered_ordering``): each test is decided only
     with the seeds that give power SVD_POWER = 0.9 against a standardised effect SVD_EFFECT = 1.5 at alpha =
     0.025 (``analysis.rates.paired_t_n_required``: 7 seeds), and only if SUMO reaches the target in every run.
+    Mechanism (issue 10: a comparison where its mechanism cannot act is not a test of it): the SUMO vs SUMO-NS5
+    test is decided only if some SUMO-NS5 run's moment M reaches sigma_min(M)/||M||_F < NS5_TAU at some step
+    (below it NS5 leaves directions outside its band); ``measured["min_moment_ratio"]`` records it per method.
     Scales: quick (3 seeds, 300 steps, CPU ~7 s) is a smoke run, inconclusive at every seed family by this rule
     (measured: at 7 seeds x 400 steps SUMO missed the target in every run at family 0 and won both comparisons at
     family 1 -- the lr chosen on one tuning seed and the budget decide, so quick cannot); full (12 seeds, 3000
@@ -945,24 +956,25 @@ def svd_vs_ns5(ctx):
     fstar = prob.f_lower
 
     def run(name, lr, tag, s):
-        losses = _target_run(prob, name, lr, rank=rank, gap=gap, steps=T,
-                             x0_gen=ctx.generator(f"{tag}/x0", s),
-                             noise_gen=ctx.generator(f"{tag}/noise", s),
-                             seed=ctx.seed(f"{tag}/bases/{name}", s) % 2 ** 62)
+        losses, smallest = _target_run(prob, name, lr, rank=rank, gap=gap, steps=T,
+                                       x0_gen=ctx.generator(f"{tag}/x0", s),
+                                       noise_gen=ctx.generator(f"{tag}/noise", s),
+                                       seed=ctx.seed(f"{tag}/bases/{name}", s) % 2 ** 62)
         target = fstar + TARGET_FRACTION * (losses[0] - fstar)
         hit = steps_to_target(losses, target)
-        return losses, (T if hit is None else hit), hit is not None
+        return losses, (T if hit is None else hit), hit is not None, smallest
 
-    rows, chosen, steps_of, reached, final_gap = [], {}, {}, {}, {}
+    rows, chosen, steps_of, reached, final_gap, smallest_ratio = [], {}, {}, {}, {}, {}
     for name in methods:
         scores = []
         for lr in lrs:
-            losses, st, ok = run(name, lr, "tune", 0)
+            losses, st, ok, _ = run(name, lr, "tune", 0)
             scores.append((st, losses[-1], lr))
         chosen[name] = min(scores)[2]
-        sts, oks, finals = [], [], []
+        sts, oks, finals, smallest = [], [], [], []
         for s in range(seeds):
-            losses, st, ok = run(name, chosen[name], "eval", s)
+            losses, st, ok, low = run(name, chosen[name], "eval", s)
+            smallest.append(low)
             sts.append(st)
             oks.append(ok)
             gap0 = losses[0] - fstar
@@ -970,23 +982,28 @@ def svd_vs_ns5(ctx):
             rows += [{"method": name, "seed": s, "step": t, "loss": float(losses[t]),
                       "rel_gap": float((losses[t] - fstar) / gap0), "lr": chosen[name]}
                      for t in range(0, T + 1, 10)]
-        steps_of[name], reached[name] = sts, oks
+        steps_of[name], reached[name], smallest_ratio[name] = sts, oks, float(min(smallest))
         final_gap[name] = float(np.mean(finals))
         ctx.log(f"{name}: lr {chosen[name]}, steps {sts}")
     ctx.config.update({"problem": "SmoothMatrixProblem.ill_conditioned(1000, m=24, n=12, rho=0, sigma=0)",
                        "rank": rank, "update_gap": gap, "lr_grid": list(lrs), "lr_chosen": chosen, "steps": T,
                        "seeds": seeds, "target_fraction": TARGET_FRACTION, "alpha": alpha})
+    acts = smallest_ratio["sumo-ns5"] < NS5_TAU
+    mechanism = {"sumo-ns5": (acts, f"; the NS5 runs' moments fall below NS5's band threshold (min sigma_min/||M||_F "
+                                    f"{smallest_ratio['sumo-ns5']:.3g}, needs < tau = {NS5_TAU:.4g})"),
+                 "galore": (True, "")}
     parts = [powered_ordering(steps_of["sumo"], steps_of[o], unit="seeds", effect=SVD_EFFECT, alpha=alpha,
                               power=SVD_POWER, lower_is_better=True, name=f"steps to target: SUMO (SVD) vs {o}",
-                              extra_ok=all(reached["sumo"]),
-                              extra_what="SUMO (SVD) reaches the target in every run (not at a noise floor)")[0]
+                              extra_ok=all(reached["sumo"]) and mechanism[o][0],
+                              extra_what="SUMO (SVD) reaches the target in every run (not at a noise floor)"
+                                         + mechanism[o][1])[0]
              for o in ("sumo-ns5", "galore")]
     mean = {k: float(np.mean(v)) for k, v in steps_of.items()}
     measured = {"mean_steps": mean, "final_rel_gap": final_gap, "ratio_ns5_over_svd": mean["sumo-ns5"] / mean["sumo"],
                 "ratio_galore_over_svd": mean["galore"] / mean["sumo"], "steps": steps_of,
                 "reached_target": {k: int(sum(v)) for k, v in reached.items()}, "lr": chosen,
                 "p_values": {o: p.inputs["verdict"].inputs["p_claim"] for o, p in zip(("sumo-ns5", "galore"), parts)},
-                "seeds_required": n_req}
+                "seeds_required": n_req, "min_moment_ratio": smallest_ratio, "ns5_tau": NS5_TAU}
     predicted = {"ratio_paper": 1.6, "sumo_fewer_steps": True, "alpha": alpha}
     detail = (f"kappa(A) = {kappa:g}, {seeds} paired seeds, budget {T} steps; mean steps to 1% of the initial gap: "
               + ", ".join(f"{k} {v:.0f} (lr {chosen[k]})" for k, v in mean.items())

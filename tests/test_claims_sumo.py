@@ -269,8 +269,18 @@ def test_svd_vs_ns5_quick_is_an_underpowered_smoke_run(outcomes):
     # quick runs 3 seeds, fewer than the power rule needs (7): inconclusive at every seed family, by design
     assert out.measured["seeds_required"] == 7
     assert out.verdict == "inconclusive" and "precondition not met" in out.reason
+    # the mechanism precondition: NS5's moments must fall below its band threshold for that comparison to decide
+    low = out.measured["min_moment_ratio"]
+    assert set(low) == {"sumo", "sumo-ns5", "galore"} and all(0 < v <= 1 / math.sqrt(8) for v in low.values())
+    assert ("needs < tau" in out.reason) and out.measured["ns5_tau"] == CS.NS5_TAU
     assert out.predicted["ratio_paper"] == 1.6
     assert {r["method"] for r in out.rows} == {"sumo", "sumo-ns5", "galore"}
+
+
+def test_ns5_tau_is_the_certified_threshold():
+    from analysis.symbolic import level_threshold
+    th = level_threshold(0.68, "muon", 5)
+    assert th.certified and abs(CS.NS5_TAU - th.x_lo) < 1e-9
 
 
 def test_verdicts_do_not_depend_on_the_seed_family():
