@@ -86,25 +86,31 @@ def test_state_bytes_equal_the_docstring_formula(name, shape, side):
         assert measured == subspace.state_numel(name, p.shape, low_rank=low, **_hp(name, side=side)) * p.element_size()
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_state_dict_round_trip_resumes_bitwise(name):
-    hp = _hp(name)
+def resume_round_trip(name, hp, *, before: int, after: int, resumed_seed: int):
+    """Train ``before`` steps, save (torch.save / weights_only load), train ``after`` more; resume a fresh optimizer
+    (built with ``resumed_seed``) from the save for ``after`` steps. Returns (resumed losses, uninterrupted losses,
+    resumed problem, uninterrupted problem)."""
     ref = Quadratic(seed=1)
     opt = subspace.make(name, ref.params(), lr=0.01, seed=7, **hp)
-    _train(opt, ref, 17)
+    _train(opt, ref, before)
     buf = io.BytesIO()
     torch.save({"opt": opt.state_dict(), "W": ref.W.detach().clone(), "b": ref.b.detach().clone()}, buf)
-    expected = [_train(opt, ref, 1) for _ in range(9)]
-
+    expected = [_train(opt, ref, 1) for _ in range(after)]
     buf.seek(0)
     ckpt = torch.load(buf, weights_only=True)
     prob = Quadratic(seed=1)
     with torch.no_grad():
         prob.W.copy_(ckpt["W"])
         prob.b.copy_(ckpt["b"])
-    resumed = subspace.make(name, prob.params(), lr=0.01, seed=123, **hp)  # seed overwritten by the state dict
+    resumed = subspace.make(name, prob.params(), lr=0.01, seed=resumed_seed, **hp)
     resumed.load_state_dict(ckpt["opt"])
-    got = [_train(resumed, prob, 1) for _ in range(9)]
+    return [_train(resumed, prob, 1) for _ in range(after)], expected, prob, ref
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_state_dict_round_trip_resumes_bitwise(name):
+    # the resumed optimizer's seed (123) is overwritten by the state dict's
+    got, expected, prob, ref = resume_round_trip(name, _hp(name), before=17, after=9, resumed_seed=123)
     assert got == expected
     assert torch.equal(prob.W, ref.W)
 

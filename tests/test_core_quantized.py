@@ -1,6 +1,5 @@
 """8-bit block-wise moments (``state_bits=8``, subspace.quantize): the contract battery over every preset, the
 byte formulas, and parity with bitsandbytes' dynamic map and 8-bit AdamW where it installs."""
-import io
 import math
 import warnings
 
@@ -10,7 +9,7 @@ from hypothesis import given, strategies as st
 
 import subspace
 from subspace import quantize as Q
-from test_core_contract import NAMES, Quadratic, _hp, _train
+from test_core_contract import NAMES, Quadratic, _hp, _train, resume_round_trip
 
 Q8 = dict(state_bits=8, state_block=64)
 
@@ -217,22 +216,8 @@ def test_8bit_state_bytes_equal_the_docstring_formula(name, shape, side):
 
 @pytest.mark.parametrize("name", NAMES)
 def test_8bit_state_dict_round_trip_resumes_bitwise(name):
-    hp = _hp(name, **Q8)
-    ref = Quadratic(seed=1)
-    opt = subspace.make(name, ref.params(), lr=0.01, seed=7, **hp)
-    _train(opt, ref, 7)
-    buf = io.BytesIO()
-    torch.save({"opt": opt.state_dict(), "W": ref.W.detach().clone(), "b": ref.b.detach().clone()}, buf)
-    expected = [_train(opt, ref, 1) for _ in range(5)]
-    buf.seek(0)
-    ckpt = torch.load(buf, weights_only=True)
-    prob = Quadratic(seed=1)
-    with torch.no_grad():
-        prob.W.copy_(ckpt["W"])
-        prob.b.copy_(ckpt["b"])
-    resumed = subspace.make(name, prob.params(), lr=0.01, seed=7, **hp)
-    resumed.load_state_dict(ckpt["opt"])
-    assert [_train(resumed, prob, 1) for _ in range(5)] == expected
+    got, expected, _, _ = resume_round_trip(name, _hp(name, **Q8), before=7, after=5, resumed_seed=7)
+    assert got == expected
 
 
 @pytest.mark.parametrize("name", NAMES)
