@@ -141,29 +141,22 @@ def render_value(v: Any, indent: str = "") -> list[str]:
             return [indent + code("{}")]
         if all(_scalar(e) or _flat_list(e) for e in v.values()):
             return _table(["key", "value"], [[code(k, True), code(_inline(e), True)] for k, e in v.items()], indent)
-        lines = []
-        for k, e in v.items():
-            if _scalar(e) or _flat_list(e):
-                lines.append(f"{indent}- {code(k)}: {code(_inline(e))}")
-            else:
-                lines.append(f"{indent}- {code(k)}:")
-                lines.append("")
-                lines += render_value(e, indent + "  ")
-                lines.append("")
-        return lines
+        return _bullets(((f"{code(k)}:", e) for k, e in v.items()), indent)
     # a list holding dicts or lists
     table = _table_of_dicts(list(v), indent)
     if table is not None:
         return table
+    return _bullets(((f"[{i}]", e) for i, e in enumerate(v)), indent)
+
+
+def _bullets(items, indent: str) -> list[str]:
+    """One bullet per (label, value): a short value inline after its label, a nested one rendered below it."""
     lines = []
-    for i, e in enumerate(v):
+    for label, e in items:
         if _scalar(e) or _flat_list(e):
-            lines.append(f"{indent}- [{i}] {code(_inline(e))}")
+            lines.append(f"{indent}- {label} {code(_inline(e))}")
         else:
-            lines.append(f"{indent}- [{i}]")
-            lines.append("")
-            lines += render_value(e, indent + "  ")
-            lines.append("")
+            lines += [f"{indent}- {label}", "", *render_value(e, indent + "  "), ""]
     return lines
 
 
