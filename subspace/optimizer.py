@@ -153,14 +153,14 @@ class SubspaceOptimizer(torch.optim.Optimizer):
 
     # ------------------------------------------------------------------ serialisation
     def state_dict(self) -> dict:
-        """torch's state dict plus the seed, the generator and the skip count, the preset, the mode and every parameter's
-        shape (plain tensors, ints, strings and tuples: it loads with ``torch.load(weights_only=True)``; a callable
-        projector is recorded by its name).
+        """torch's state dict plus the seed, the generator and the skip count, the preset, the mode and every
+        parameter's shape (plain tensors, ints, strings and tuples: it loads with ``torch.load(weights_only=True)``;
+        a callable projector is recorded by its name).
 
-        The seed (per-parameter random streams), the generator and the skip count belong to the whole optimizer but travel in the first parameter's state,
-        under ``"optimizer"``: ``torch.distributed.checkpoint.state_dict`` keeps only ``state`` and
-        ``param_groups``, and a resumed GoLore must draw the bases the uninterrupted run draws. Every rank holds
-        the same values (a replicated entry)."""
+        The seed (of the per-parameter random streams), the generator and the skip count belong to the whole
+        optimizer but travel in the first parameter's state, under ``"optimizer"``:
+        ``torch.distributed.checkpoint.state_dict`` keeps only ``state`` and ``param_groups``, and a resumed GoLore
+        must draw the bases the uninterrupted run draws. Every rank holds the same values (a replicated entry)."""
         sd = super().state_dict()
         sd["param_groups"] = [{k: _plain(v) for k, v in g.items()} for g in sd["param_groups"]]
         first = next(i for g in sd["param_groups"] for i in g["params"])
